@@ -1,0 +1,37 @@
+# Every target sets itself up from a bare python3: .venv is created and the
+# pinned dependencies installed when missing or when pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck bench schemas clean test-docker
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lxc-autoscale demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+schemas: $(STAMP)
+	$(BIN)/python -m shared.schemas docs/schemas
+
+bench: $(STAMP)
+	$(BIN)/python bench/collector_cycle.py
+	$(BIN)/python bench/decider_throughput.py
+	$(BIN)/python bench/actuator.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""`lxc-autoscale`: one command, one subcommand per service or tool.
+
+This is the composition root: the only place that knows every service. Each
+service module exposes `add_arguments(parser)` and `run(args) -> int`, and is
+imported only when its subcommand runs, so a collector never loads paramiko.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, help); the module provides add_arguments() and run().
+COMMANDS: dict[str, tuple[str, str]] = {
+    "collector": ("services.collector.main", "read container metrics and publish node samples"),
+    "decider": ("services.decider.main", "turn node samples into scale intents (any number of replicas)"),
+    "actuator": ("services.actuator.main", "apply scale intents with validated pct commands"),
+    "decide": ("services.decider.cli", "run the decision core once on a sample file and print JSON"),
+    "events": ("services.actuator.events_cli", "print scaling events from the events stream"),
+    "rollback": ("services.actuator.rollback_cli", "restore containers to the sizes they had before"),
+    "setup": ("cli.setup", "create the streams, consumers and buckets (idempotent)"),
+    "config": ("cli.config_check", "check a configuration file"),
+    "demo": ("cli.demo", "run the whole system against a simulated Proxmox node"),
+}
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lxc-autoscale",
+        description="LXC AutoScale over NATS: keeps Proxmox LXC containers sized to their load.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            importlib.import_module(module_name).add_arguments(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(selected if selected in COMMANDS else None)
+    args = parser.parse_args(args_list)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        result: int = module.run(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""msgpack codec for wire models: validates on encode and on decode.
+
+Decoding refuses oversize payloads, oversize lists, unknown schema versions and
+anything the model rejects, always with a `CodecError` that says what was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgpack
+from pydantic import ValidationError
+
+from shared.models import SCHEMA_VERSION, WireModel
+
+MAX_MESSAGE_BYTES = 1024 * 1024  # NATS' default max_payload
+MAX_LIST_LENGTH = 20_000
+MAX_MAP_LENGTH = 10_000
+MAX_STRING_BYTES = 64 * 1024
+
+M = TypeVar("M", bound=WireModel)
+
+
+class CodecError(ValueError):
+    """A message that cannot be encoded or decoded; the text says why."""
+
+
+def encode(message: WireModel) -> bytes:
+    # Re-validate before sending: a model built with model_construct or mutated
+    # by accident must not leave the process.
+    try:
+        payload = type(message).model_validate(message.model_dump()).model_dump(mode="json")
+    except ValidationError as exc:
+        raise CodecError(f"refusing to send an invalid {type(message).__name__}: {exc}") from exc
+    data: bytes = msgpack.packb(payload, use_bin_type=True)
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise CodecError(
+            f"{type(message).__name__} is {len(data)} bytes, over the {MAX_MESSAGE_BYTES} byte limit"
+        )
+    return data
+
+
+def decode(data: bytes, model: type[M]) -> M:
+    name = model.__name__
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise CodecError(f"{name}: {len(data)} bytes is over the {MAX_MESSAGE_BYTES} byte limit")
+    raw = _unpack(data, name)
+    if not isinstance(raw, dict):
+        raise CodecError(f"{name}: expected a msgpack map, got {type(raw).__name__}")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CodecError(
+            f"{name}: unsupported schema_version {version!r}; this service understands "
+            f"{SCHEMA_VERSION} (upgrade the consumer or downgrade the producer)"
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise CodecError(f"{name}: invalid message: {problems}") from exc
+
+
+def _unpack(data: bytes, name: str) -> Any:
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_STRING_BYTES,
+            max_bin_len=MAX_STRING_BYTES,
+            max_array_len=MAX_LIST_LENGTH,
+            max_map_len=MAX_MAP_LENGTH,
+            max_ext_len=0,
+        )
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise CodecError(f"{name}: not valid msgpack ({exc})") from exc

@@ -1,0 +1,396 @@
+"""The configuration model: the original LXC AutoScale YAML, plus the new keys.
+
+`load_config(path)` reads `/etc/lxc_autoscale/lxc_autoscale.yaml`-style files:
+`DEFAULT`, `TIER_<name>` (with `lxc_containers`), `HORIZONTAL_SCALING_GROUP_<n>`,
+`${VAR}` / `${VAR:-default}` expansion and the `LXC_AUTOSCALE_*` overrides.
+New sections `NATS`, `COLLECTOR`, `DECIDER`, `ACTUATOR` hold what the services add.
+Every problem names the file and the key; all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from shared.nats_settings import NatsSettings
+from shared.validation import HostName, NodeName
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """Every problem found in one configuration file."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} configuration problem(s):\n{lines}")
+
+
+class _Section(BaseModel):
+    # Unknown keys are collected as warnings by the loader, so models ignore them here.
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+
+# ------------------------------------------------------------------ scaling policy
+
+
+class ScalingPolicy(_Section):
+    """Every knob that DEFAULT sets and a TIER_<name> may override."""
+
+    cpu_upper_threshold: float = Field(80, ge=0, le=100)
+    cpu_lower_threshold: float = Field(20, ge=0, le=100)
+    memory_upper_threshold: float = Field(80, ge=0, le=100)
+    memory_lower_threshold: float = Field(20, ge=0, le=100)
+    min_cores: int = Field(1, ge=1, le=8192)
+    max_cores: int = Field(4, ge=1, le=8192)
+    min_memory: int = Field(512, ge=16)
+    max_memory: int | None = Field(None, ge=16)  # new: the original ignored it
+    core_min_increment: int = Field(1, ge=1)
+    core_max_increment: int = Field(2, ge=1)
+    memory_min_increment: int = Field(256, ge=1)
+    min_decrease_chunk: int = Field(128, ge=1)
+    cpu_scale_divisor: float = Field(2.0, gt=0)
+    memory_scale_factor: float = Field(1.5, gt=0)
+    scaling_mode: Literal["threshold", "boost"] = "threshold"
+    boost_factor: float = Field(1.5, gt=1)
+    boost_fallback_factor: float = Field(1.25, gt=1)
+    boost_duration: float = Field(120, gt=0)
+    saturation_threshold: float = Field(0.95, gt=0, le=1)
+    consecutive_samples: int = Field(3, ge=1)
+    cpu_pinning: str | None = None
+    # New damping knobs (HPA/VPA-style); the defaults keep the original's steps.
+    cooldown_up_s: float = Field(0, ge=0)
+    cooldown_down_s: float = Field(0, ge=0)
+    scale_down_stabilization_s: float = Field(300, ge=0, le=3600)
+    tolerance: float = Field(0.0, ge=0, lt=1)
+    warmup_s: float = Field(0, ge=0)
+    pause: Literal["none", "all", "scale-down", "scale-up"] = "none"
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> ScalingPolicy:
+        problems = []
+        if self.cpu_lower_threshold >= self.cpu_upper_threshold:
+            problems.append("cpu_lower_threshold must be below cpu_upper_threshold")
+        if self.memory_lower_threshold >= self.memory_upper_threshold:
+            problems.append("memory_lower_threshold must be below memory_upper_threshold")
+        if self.min_cores > self.max_cores:
+            problems.append("min_cores must not exceed max_cores")
+        if self.max_memory is not None and self.min_memory > self.max_memory:
+            problems.append("min_memory must not exceed max_memory")
+        if self.core_min_increment > self.core_max_increment:
+            problems.append("core_min_increment must not exceed core_max_increment")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Defaults(ScalingPolicy):
+    """The `DEFAULT` section: the policy knobs plus node-wide settings."""
+
+    poll_interval: float = Field(300, gt=0)
+    energy_mode: bool = False
+    behaviour: Literal["normal", "conservative", "aggressive"] = "normal"
+    timezone: str = "UTC"
+    reserve_cpu_percent: float = Field(10, ge=0, lt=100)
+    reserve_memory_mb: int = Field(2048, ge=0)
+    off_peak_start: int = Field(22, ge=0, le=23)
+    off_peak_end: int = Field(6, ge=0, le=23)
+    memory_exclude_cache: bool = True
+    ignore_lxc: list[int] = Field(default_factory=list)
+    dry_run: bool = False
+    overcommit_ratio: float = Field(1.0, ge=1.0, le=10.0)
+    # Kept for compatibility with the original file; unused or superseded here.
+    log_file: str = "/var/log/lxc_autoscale.log"
+    lock_file: str = "/var/lock/lxc_autoscale.lock"
+    backup_dir: str = "/var/lib/lxc_autoscale/backups"
+    timeout_extended: float = Field(60, gt=0)
+    backend: Literal["cli", "api"] = "cli"
+    # Remote execution (the original's keys).
+    use_remote_proxmox: bool = False
+    proxmox_host: HostName | None = None
+    ssh_port: int = Field(22, ge=1, le=65535)
+    ssh_user: str | None = None
+    ssh_password: SecretStr | None = None
+    ssh_key_path: Path | None = None
+    ssh_host_key_policy: Literal["reject", "system", "auto"] = "reject"
+    ssh_known_hosts_path: Path | None = None
+    # Notifications (consumed by a subscriber of the events stream).
+    smtp_server: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_to: list[str] | None = None
+    gotify_url: str | None = None
+    gotify_token: SecretStr | None = None
+    uptime_kuma_webhook_url: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _timezone_exists(self) -> Defaults:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone {self.timezone!r} is not a known IANA zone") from exc
+        if self.use_remote_proxmox and not self.proxmox_host:
+            raise ValueError("use_remote_proxmox is true but proxmox_host is not set")
+        return self
+
+
+class Tier(ScalingPolicy):
+    lxc_containers: list[int] = Field(default_factory=list)
+
+
+class HorizontalGroup(_Section):
+    lxc_containers: list[int] = Field(default_factory=list)
+    base_snapshot_name: str = ""
+    min_instances: int = Field(1, ge=1)
+    max_instances: int = Field(5, ge=1)
+    starting_clone_id: int = Field(200, ge=100)
+    clone_network_type: Literal["dhcp", "static"] = "dhcp"
+    static_ip_range: list[str] = Field(default_factory=list)
+    horiz_cpu_upper_threshold: float = Field(80, ge=0, le=100)
+    horiz_cpu_lower_threshold: float = Field(20, ge=0, le=100)
+    horiz_memory_upper_threshold: float = Field(80, ge=0, le=100)
+    horiz_memory_lower_threshold: float = Field(20, ge=0, le=100)
+    scale_out_grace_period: float = Field(300, ge=0)
+    scale_in_grace_period: float = Field(600, ge=0)
+
+
+# ------------------------------------------------------------------ service sections
+
+
+class CollectorSettings(_Section):
+    node: NodeName | None = None  # default: the host name
+    interval_s: float = Field(10, gt=0, le=3600)
+    source: Literal["auto", "cgroup", "pvesh", "sim"] = "auto"
+    root: Path = Path("/")
+
+
+class DeciderSettings(_Section):
+    intent_ttl_s: float = Field(120, gt=0)
+    stale_after_intervals: float = Field(3, gt=0)
+    batch: int = Field(16, ge=1, le=256)
+
+
+class ActuatorSettings(_Section):
+    node: NodeName | None = None
+    pct_path: str = "/usr/sbin/pct"
+    command_timeout_s: float = Field(30, gt=0)
+    max_attempts: int = Field(4, ge=1, le=20)
+    backoff_initial_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(10, gt=0)
+    node_hosts: dict[NodeName, HostName] = Field(default_factory=dict)
+
+
+class AutoscaleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = "<defaults>"
+    defaults: Defaults = Field(default_factory=Defaults)
+    tiers: dict[str, Tier] = Field(default_factory=dict)
+    groups: dict[str, HorizontalGroup] = Field(default_factory=dict)
+    nats: NatsSettings = Field(default_factory=NatsSettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    decider: DeciderSettings = Field(default_factory=DeciderSettings)
+    actuator: ActuatorSettings = Field(default_factory=ActuatorSettings)
+    warnings: list[str] = Field(default_factory=list)
+
+    def tier_name_of(self, vmid: int) -> str | None:
+        """The tier a container belongs to; the last tier in the file wins, as in the original."""
+        found = None
+        for name, tier in self.tiers.items():
+            if vmid in tier.lxc_containers:
+                found = name
+        return found
+
+    def policy_for(self, vmid: int) -> ScalingPolicy:
+        name = self.tier_name_of(vmid)
+        return self.tiers[name] if name is not None else self.defaults
+
+    def is_ignored(self, vmid: int) -> bool:
+        return vmid in self.defaults.ignore_lxc
+
+    @property
+    def policy_version(self) -> str:
+        """A short digest of everything that shapes decisions; intents name it."""
+        content = {
+            "defaults": self.defaults.model_dump(mode="json"),
+            "tiers": {k: v.model_dump(mode="json") for k, v in self.tiers.items()},
+            "decider": self.decider.model_dump(mode="json"),
+        }
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:12]
+
+
+# ------------------------------------------------------------------ loading
+
+_SECTION_MODELS: dict[str, type[_Section]] = {
+    "NATS": _Section,  # validated by NatsSettings below
+    "COLLECTOR": CollectorSettings,
+    "DECIDER": DeciderSettings,
+    "ACTUATOR": ActuatorSettings,
+}
+# The original's four secret overrides, kept verbatim.
+_LEGACY_ENV = {
+    "LXC_AUTOSCALE_SSH_PASSWORD": "ssh_password",
+    "LXC_AUTOSCALE_SMTP_PASSWORD": "smtp_password",
+    "LXC_AUTOSCALE_GOTIFY_TOKEN": "gotify_token",
+    "LXC_AUTOSCALE_UPTIME_KUMA_WEBHOOK": "uptime_kuma_webhook_url",
+}
+_POLICY_KEYS = set(ScalingPolicy.model_fields)
+
+
+@dataclass
+class _Loader:
+    path: str
+    env: Mapping[str, str]
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def expand(self, value: Any, where: str) -> Any:
+        if isinstance(value, str):
+            return _ENV_PATTERN.sub(lambda m: self._lookup(m, where), value)
+        if isinstance(value, dict):
+            return {k: self.expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def _lookup(self, match: re.Match[str], where: str) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in self.env:
+            return self.env[name]
+        if default is not None:
+            return default
+        self.warnings.append(f"{self.path}: {where}: ${{{name}}} is not set; kept literally")
+        return match.group(0)
+
+    def section(self, model: type[BaseModel], raw: Any, key: str) -> Any:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.problems.append(f"{self.path}: {key}: expected a mapping, got {type(raw).__name__}")
+            return None
+        known = set(model.model_fields)
+        for unknown in sorted(set(raw) - known):
+            self.warnings.append(f"{self.path}: {key}.{unknown}: unknown key, ignored")
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"])
+                self.problems.append(f"{self.path}: {key}{'.' + loc if loc else ''}: {err['msg']}")
+            return None
+
+
+def _env_overrides(defaults: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    result = dict(defaults)
+    for variable, key in _LEGACY_ENV.items():
+        if env.get(variable):
+            result[key] = env[variable]
+    for name in Defaults.model_fields:
+        variable = f"LXC_AUTOSCALE_{name.upper()}"
+        if variable in env and variable not in _LEGACY_ENV:
+            result[name] = yaml.safe_load(env[variable])
+    return result
+
+
+def parse_config(
+    document: Any, *, path: str = "<config>", env: Mapping[str, str] | None = None
+) -> AutoscaleConfig:
+    """Validate an already-parsed YAML document; raises ConfigError with every problem."""
+    loader = _Loader(path=path, env=os.environ if env is None else env)
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(path, ["the top level must be a mapping of sections"])
+    document = loader.expand(document, "")
+    raw_defaults = document.get("DEFAULT") or {}
+    if not isinstance(raw_defaults, dict):
+        raise ConfigError(path, ["DEFAULT: expected a mapping"])
+    raw_defaults = _env_overrides(raw_defaults, loader.env)
+    defaults = loader.section(Defaults, raw_defaults, "DEFAULT")
+
+    tiers, groups, services = _sections(loader, document, raw_defaults)
+    _check_tier_membership(loader, tiers)
+    if loader.problems:
+        raise ConfigError(path, loader.problems)
+    return AutoscaleConfig(
+        source=path,
+        defaults=defaults,
+        tiers=tiers,
+        groups=groups,
+        warnings=loader.warnings,
+        **{k: v for k, v in services.items() if v is not None},
+    )
+
+
+def _sections(
+    loader: _Loader, document: dict[str, Any], raw_defaults: dict[str, Any]
+) -> tuple[dict[str, Tier], dict[str, HorizontalGroup], dict[str, Any]]:
+    tiers: dict[str, Tier] = {}
+    groups: dict[str, HorizontalGroup] = {}
+    services: dict[str, Any] = {}
+    for key, raw in document.items():
+        if key == "DEFAULT":
+            continue
+        if key.startswith("TIER_"):
+            # A tier inherits every policy key the DEFAULT section sets, as in the original.
+            inherited = {k: v for k, v in raw_defaults.items() if k in _POLICY_KEYS}
+            merged = {**inherited, **raw} if isinstance(raw, dict) else raw
+            tier = loader.section(Tier, merged, key)
+            if tier is not None:
+                tiers[key[len("TIER_"):]] = tier
+        elif key.startswith("HORIZONTAL_SCALING_GROUP_"):
+            group = loader.section(HorizontalGroup, raw, key)
+            if group is not None:
+                groups[key] = group
+        elif key == "NATS":
+            services["nats"] = _nats_section(loader, raw)
+        elif key in _SECTION_MODELS:
+            services[key.lower()] = loader.section(_SECTION_MODELS[key], raw, key)
+        else:
+            loader.warnings.append(f"{loader.path}: {key}: unknown section, ignored")
+    return tiers, groups, services
+
+
+def _nats_section(loader: _Loader, raw: Any) -> NatsSettings | None:
+    settings = loader.section(NatsSettings, raw, "NATS")
+    return NatsSettings.from_env(settings) if settings is not None else None
+
+
+def _check_tier_membership(loader: _Loader, tiers: dict[str, Tier]) -> None:
+    seen: dict[int, str] = {}
+    for name, tier in tiers.items():
+        for vmid in tier.lxc_containers:
+            if vmid in seen:
+                loader.warnings.append(
+                    f"{loader.path}: TIER_{name}.lxc_containers: {vmid} is also in "
+                    f"TIER_{seen[vmid]}; the later tier wins"
+                )
+            seen[vmid] = name
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> AutoscaleConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+    return parse_config(document, path=str(path), env=env)

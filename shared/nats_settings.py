@@ -1,0 +1,128 @@
+"""How a service reaches NATS: URL, credentials, TLS. One connection per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+
+class NatsSettings(BaseModel):
+    """Connection settings; secrets are SecretStr so they never print."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = DEFAULT_URL
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    nkey_seed_file: Path | None = None
+    creds_file: Path | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_hostname: str | None = None
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    name: str = "lxc-autoscale"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        for part in value.split(","):
+            if not part.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError(f"NATS URL {part!r} must start with nats://, tls://, ws:// or wss://")
+        return value
+
+    @classmethod
+    def from_env(cls, base: NatsSettings | None = None) -> NatsSettings:
+        """Environment overrides for deployment: NATS_URL, NATS_USER, NATS_PASSWORD, ..."""
+        values = (base or cls()).model_dump()
+        env_map = {
+            "NATS_URL": "url",
+            "NATS_USER": "user",
+            "NATS_PASSWORD": "password",
+            "NATS_TOKEN": "token",
+            "NATS_NKEY_SEED_FILE": "nkey_seed_file",
+            "NATS_CREDS_FILE": "creds_file",
+            "NATS_TLS_CA_FILE": "tls_ca_file",
+            "NATS_TLS_CERT_FILE": "tls_cert_file",
+            "NATS_TLS_KEY_FILE": "tls_key_file",
+            "NATS_TLS_HOSTNAME": "tls_hostname",
+        }
+        for env, field in env_map.items():
+            if os.environ.get(env):
+                values[field] = os.environ[env]
+        for secret in ("password", "token"):
+            if hasattr(values.get(secret), "get_secret_value"):
+                values[secret] = values[secret].get_secret_value()
+        return cls.model_validate(values)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not (self.tls_ca_file or self.tls_cert_file or self.url.startswith("tls://")):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.tls_ca_file) if self.tls_ca_file else None
+        )
+        if self.tls_cert_file:
+            context.load_cert_chain(
+                str(self.tls_cert_file), str(self.tls_key_file) if self.tls_key_file else None
+            )
+        return context
+
+    def connect_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "servers": [u.strip() for u in self.url.split(",")],
+            "name": self.name,
+            "connect_timeout": self.connect_timeout_s,
+            # Keep trying for ever: a broker restart must not kill a service.
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 1,
+            "allow_reconnect": True,
+        }
+        if self.user:
+            options["user"] = self.user
+        if self.password:
+            options["password"] = self.password.get_secret_value()
+        if self.token:
+            options["token"] = self.token.get_secret_value()
+        if self.nkey_seed_file:
+            options["nkeys_seed"] = str(self.nkey_seed_file)
+        if self.creds_file:
+            options["user_credentials"] = str(self.creds_file)
+        tls = self.tls_context()
+        if tls is not None:
+            options["tls"] = tls
+            if self.tls_hostname:
+                options["tls_hostname"] = self.tls_hostname
+        return options
+
+
+async def connect(settings: NatsSettings, *, service: str) -> Any:
+    """Open the process's one NATS connection, logging disconnects and reconnects."""
+    import nats
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc, extra={"event": "nats_error"})
+
+    async def on_disconnect() -> None:
+        log.warning("disconnected from NATS, reconnecting", extra={"event": "nats_disconnected"})
+
+    async def on_reconnect() -> None:
+        log.info("reconnected to NATS", extra={"event": "nats_reconnected"})
+
+    options = settings.connect_options()
+    options["name"] = f"{settings.name}-{service}"
+    return await nats.connect(
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        **options,
+    )

@@ -1,0 +1,65 @@
+"""Every NATS name the system uses: subjects, streams, consumers, buckets.
+
+One place, so a rename cannot leave a service talking to the wrong subject.
+Node names and vmids are validated before they are put into a subject.
+"""
+
+from __future__ import annotations
+
+from shared.validation import check_node_name, check_vmid
+
+ROOT = "autoscale"
+
+METRICS_PREFIX = f"{ROOT}.metrics"
+INTENTS_PREFIX = f"{ROOT}.intents"
+EVENTS_PREFIX = f"{ROOT}.events"
+DEAD_LETTER_PREFIX = f"{ROOT}.deadletter"
+
+METRICS_ALL = f"{METRICS_PREFIX}.*"
+INTENTS_ALL = f"{INTENTS_PREFIX}.*"
+EVENTS_ALL = f"{EVENTS_PREFIX}.>"
+
+METRICS_STREAM = "AUTOSCALE_METRICS"
+INTENTS_STREAM = "AUTOSCALE_INTENTS"
+EVENTS_STREAM = "AUTOSCALE_EVENTS"
+
+# One durable pull consumer shared by every decider replica: any replica may take any sample.
+DECIDER_CONSUMER = "deciders"
+
+STATE_BUCKET = "autoscale_state"  # decider memory: cooldowns, windows, boosts, baselines
+BACKUP_BUCKET = "autoscale_backups"  # original sizes for rollback, written before the first change
+ACTUATOR_BUCKET = "autoscale_actuator"  # in-flight journal that makes redelivery exactly-once
+POLICY_BUCKET = "autoscale_policy"  # the running policy, watched by decider replicas
+
+
+def metrics_subject(node: str) -> str:
+    return f"{METRICS_PREFIX}.{check_node_name(node)}"
+
+
+def intents_subject(node: str) -> str:
+    return f"{INTENTS_PREFIX}.{check_node_name(node)}"
+
+
+def events_subject(node: str, vmid: int) -> str:
+    return f"{EVENTS_PREFIX}.{check_node_name(node)}.{check_vmid(vmid)}"
+
+
+def events_filter(node: str | None = None, vmid: int | None = None) -> str:
+    """Subject filter for replaying events, narrowed by node and/or vmid."""
+    node_token = check_node_name(node) if node is not None else "*"
+    vmid_token = str(check_vmid(vmid)) if vmid is not None else "*"
+    return f"{EVENTS_PREFIX}.{node_token}.{vmid_token}"
+
+
+def actuator_consumer(node: str) -> str:
+    """Durable name of the actuator of one node (WorkQueue filters must not overlap)."""
+    return f"actuator-{check_node_name(node)}"
+
+
+def dead_letter_subject(service: str) -> str:
+    return f"{DEAD_LETTER_PREFIX}.{service}"
+
+
+def state_key(node: str, vmid: int) -> str:
+    """KV key of one container, e.g. `pve1.101` (KV keys allow dots)."""
+    return f"{check_node_name(node)}.{check_vmid(vmid)}"

@@ -1,0 +1,54 @@
+"""Validated value types shared by every service.
+
+Values that end up in NATS subjects or in `pct` arguments are checked here once,
+so a bad vmid or node name is refused at the edge with a clear message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+VMID_MIN = 100
+VMID_MAX = 999_999_999
+# Proxmox node names are DNS labels; keep them subject-safe (no dots, no wildcards).
+NODE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# Host names for SSH targets: DNS names or IPv4/IPv6 literals, nothing a shell would interpret.
+HOST_NAME_PATTERN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?)$")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_vmid(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"vmid must be an integer, got {type(value).__name__}")
+    if not VMID_MIN <= value <= VMID_MAX:
+        raise ValueError(f"vmid {value} is outside {VMID_MIN}..{VMID_MAX}")
+    return value
+
+
+def check_node_name(value: str) -> str:
+    if not NODE_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"node name {sanitize(value)!r} must be 1-63 letters, digits or '-' "
+            "(no dots, spaces or wildcards)"
+        )
+    return value
+
+
+def check_host_name(value: str) -> str:
+    if not HOST_NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"host name {sanitize(value)!r} is not a DNS name or IP address")
+    return value
+
+
+def sanitize(text: object, limit: int = 500) -> str:
+    """Make outside text safe for one log line: no control characters, bounded length."""
+    cleaned = _CONTROL_CHARS.sub("?", str(text))
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
+Vmid = Annotated[int, Field(strict=True), AfterValidator(check_vmid)]
+NodeName = Annotated[str, AfterValidator(check_node_name)]
+HostName = Annotated[str, AfterValidator(check_host_name)]
