@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import ConfigError, load_config, parse_config
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "lxc_autoscale.yaml"
+
+
+def test_the_original_shipped_yaml_loads_with_its_tiers() -> None:
+    config = load_config(FIXTURE, env={"SSH_SECRET": "hunter2"})
+    assert set(config.tiers) == {"webservers", "other"}
+    web = config.policy_for(102)
+    assert (web.cpu_upper_threshold, web.min_memory, web.memory_min_increment) == (70, 4096, 1024)
+
+
+def test_a_tier_inherits_what_it_does_not_set_from_default_not_from_code_defaults() -> None:
+    config = load_config(FIXTURE, env={})
+    other = config.policy_for(103)
+    # memory_lower_threshold and min_memory come from DEFAULT (20, 256), not the code default 512.
+    assert other.min_memory == 256
+    assert other.memory_upper_threshold == 50
+    assert other.cpu_lower_threshold == 20
+
+
+def test_a_container_in_no_tier_gets_default() -> None:
+    config = load_config(FIXTURE, env={})
+    assert config.policy_for(999) is config.defaults
+    assert config.defaults.memory_upper_threshold == 70
+
+
+def test_ignore_lxc_accepts_the_original_string_ids() -> None:
+    config = load_config(FIXTURE, env={})
+    assert config.is_ignored(104)
+    assert not config.is_ignored(102)
+
+
+def test_env_expansion_uses_the_variable_or_its_default() -> None:
+    config = load_config(FIXTURE, env={"SSH_SECRET": "hunter2", "TZ_NAME": "UTC"})
+    assert config.defaults.timezone == "UTC"
+    assert config.defaults.ssh_password is not None
+    assert config.defaults.ssh_password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(config)
+    defaulted = load_config(FIXTURE, env={})
+    assert defaulted.defaults.timezone == "Europe/Rome"
+
+
+def test_an_unset_variable_without_default_is_reported() -> None:
+    config = load_config(FIXTURE, env={})
+    assert any("SSH_SECRET" in w and "DEFAULT.ssh_password" in w for w in config.warnings)
+
+
+def test_legacy_environment_overrides_win_over_the_file() -> None:
+    config = load_config(
+        FIXTURE, env={"SSH_SECRET": "x", "LXC_AUTOSCALE_SSH_PASSWORD": "from-env", "LXC_AUTOSCALE_MAX_CORES": "8"}
+    )
+    assert config.defaults.ssh_password is not None
+    assert config.defaults.ssh_password.get_secret_value() == "from-env"
+    assert config.defaults.max_cores == 8
+
+
+def test_every_error_names_the_file_and_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "DEFAULT:\n  reserve_cpu_percent: 150\n  timezone: Mars/Olympus\n"
+        "TIER_web:\n  lxc_containers: [101]\n  min_cores: 8\n  max_cores: 2\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad, env={})
+    problems = caught.value.problems
+    assert any(p.startswith(f"{bad}: DEFAULT.reserve_cpu_percent") for p in problems)
+    assert any("TIER_web" in p and "min_cores must not exceed max_cores" in p for p in problems)
+    assert str(bad) in str(caught.value)
+
+
+def test_lower_threshold_above_upper_is_refused() -> None:
+    with pytest.raises(ConfigError, match="cpu_lower_threshold must be below cpu_upper_threshold"):
+        parse_config({"DEFAULT": {"cpu_lower_threshold": 90, "cpu_upper_threshold": 80}}, env={})
+
+
+def test_unknown_keys_and_sections_are_reported_not_silently_accepted() -> None:
+    config = parse_config(
+        {"DEFAULT": {"cpu_uper_threshold": 70}, "TIER_x": {"lxc_containers": [101], "colour": 1}, "FOO": {}},
+        path="f.yaml",
+        env={},
+    )
+    assert "f.yaml: DEFAULT.cpu_uper_threshold: unknown key, ignored" in config.warnings
+    assert "f.yaml: TIER_x.colour: unknown key, ignored" in config.warnings
+    assert "f.yaml: FOO: unknown section, ignored" in config.warnings
+
+
+def test_invalid_yaml_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("DEFAULT: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_the_last_tier_listing_a_container_wins_with_a_warning() -> None:
+    config = parse_config(
+        {"TIER_a": {"lxc_containers": [101], "max_cores": 3}, "TIER_b": {"lxc_containers": [101], "max_cores": 6}},
+        env={},
+    )
+    assert config.policy_for(101).max_cores == 6
+    assert any("101 is also in TIER_a" in w for w in config.warnings)
+
+
+def test_policy_version_changes_when_a_threshold_changes() -> None:
+    a = parse_config({"DEFAULT": {"cpu_upper_threshold": 80}}, env={})
+    b = parse_config({"DEFAULT": {"cpu_upper_threshold": 85}}, env={})
+    assert a.policy_version != b.policy_version
+    assert a.policy_version == parse_config({"DEFAULT": {"cpu_upper_threshold": 80}}, env={}).policy_version
+
+
+def test_remote_mode_without_a_host_is_refused() -> None:
+    with pytest.raises(ConfigError, match="proxmox_host is not set"):
+        parse_config({"DEFAULT": {"use_remote_proxmox": True}}, env={})
+    with pytest.raises(ConfigError, match="proxmox_host"):
+        parse_config({"DEFAULT": {"use_remote_proxmox": True, "proxmox_host": "pve; rm -rf /"}}, env={})
+
+
+def test_config_check_command_reports_ok_and_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    assert main(["config", "check", str(FIXTURE)]) == 0
+    assert "OK (policy version" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("DEFAULT:\n  min_memory: 8\n")
+    assert main(["config", "check", str(bad)]) == 2
+    assert "DEFAULT.min_memory" in capsys.readouterr().err
