@@ -1,0 +1,311 @@
+"""Drive the cgroup counters of a simulated node from per-container load profiles.
+
+Each tick reads the container's CURRENT config (cores, cpulimit, memory), so a resize
+made with `pct set` changes what is measured next, as on a real node:
+- CPU: `usage_usec += min(demand, cores) * dt * 1e6` (80 % user, 20 % system);
+- memory: `memory.current = min(demand + cache, memory)`, page cache reported as `file`
+  in memory.stat and reclaimed first when the limit is reached;
+- PSI and memory.events show the shortfall when demand exceeds the limits.
+
+CLI: `python -m simnode.workload --root DIR --profile FILE.json [--tick S] [--duration S]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from simnode import cgroup, locking, paths
+from simnode.atomic import read_text, write_atomic
+from simnode.tree import SimNode, render_meminfo
+
+MIB = cgroup.MIB
+USER_SHARE = 0.8  # a typical service spends most CPU time in user space
+PSI_WINDOWS = (10.0, 60.0, 300.0)
+
+
+@dataclass(frozen=True)
+class Phase:
+    duration_s: float
+    cpu_cores_demand: float
+    memory_mb_demand: int
+    cache_mb: int = 0
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """Phases played in order; after the last one, loop or hold the last phase."""
+
+    phases: tuple[Phase, ...]
+    loop: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.phases:
+            raise ValueError("a load profile needs at least one phase")
+        if any(p.duration_s <= 0 for p in self.phases):
+            raise ValueError("phase durations must be > 0")
+
+    @property
+    def period_s(self) -> float:
+        return sum(p.duration_s for p in self.phases)
+
+    def phase_at(self, t: float) -> tuple[Phase, float]:
+        """The phase at profile time `t` and the seconds left in it (inf when held)."""
+        if self.loop:
+            t = t % self.period_s
+        for phase in self.phases:
+            if t < phase.duration_s:
+                return phase, phase.duration_s - t
+            t -= phase.duration_s
+        return self.phases[-1], math.inf
+
+    def cpu_seconds(self, start: float, dt: float, cap: float) -> float:
+        """CPU-seconds used over [start, start+dt] with demand capped at `cap` cores."""
+        used, t, left = 0.0, start, dt
+        while left > 1e-12:
+            phase, remaining = self.phase_at(t)
+            step = min(left, remaining)
+            used += min(phase.cpu_cores_demand, cap) * step
+            t, left = t + step, left - step
+        return used
+
+
+class _Limits:
+    __slots__ = ("cores", "memory_mb", "swap_mb")
+
+    def __init__(self, cores: float, memory_mb: int, swap_mb: int) -> None:
+        self.cores = cores
+        self.memory_mb = memory_mb
+        self.swap_mb = swap_mb
+
+
+def _read_limits(root: str, vmid: int, host_cpus: int) -> _Limits | None:
+    """Effective limits from the current config: cores, capped by cpulimit and the host."""
+    from simnode import conffile
+
+    try:
+        keys = conffile.parse(read_text(paths.conf_path(root, vmid)), vmid).main.keys
+    except FileNotFoundError:
+        return None
+    cores = float(keys.get("cores") or host_cpus)
+    cpulimit = float(keys.get("cpulimit") or 0)
+    if cpulimit > 0:
+        cores = min(cores, cpulimit)
+    return _Limits(min(cores, float(host_cpus)), int(keys.get("memory", 512)), int(keys.get("swap", 512)))
+
+
+def _read_psi(path: str) -> dict[str, list[float]]:
+    """{'some': [avg10, avg60, avg300, total], 'full': [...]} from a PSI file."""
+    out = {"some": [0.0, 0.0, 0.0, 0.0], "full": [0.0, 0.0, 0.0, 0.0]}
+    try:
+        text = read_text(path)
+    except OSError:
+        return out
+    for line in text.splitlines():
+        name, *fields = line.split()
+        if name in out:
+            out[name] = [float(f.split("=")[1]) for f in fields]
+    return out
+
+
+def _next_psi(prev: list[float], stall_pct: float, dt: float) -> tuple[float, float, float, int]:
+    """Move the running averages towards `stall_pct` as the kernel's do, add stall time."""
+    avgs = []
+    for window, old in zip(PSI_WINDOWS, prev[:3], strict=True):
+        decay = math.exp(-dt / window)
+        avgs.append(old * decay + stall_pct * (1 - decay))
+    total = int(prev[3] + stall_pct / 100 * dt * 1e6)
+    return avgs[0], avgs[1], avgs[2], total
+
+
+class WorkloadDriver:
+    def __init__(
+        self,
+        node: SimNode,
+        profiles: dict[int, LoadProfile],
+        clock: Callable[[], float],
+    ) -> None:
+        self.node = node
+        self.profiles = dict(profiles)
+        self.clock = clock
+        self._root = str(node.root)
+        self._t = 0.0  # profile time: seconds since the driver started
+        self._last = clock()
+        self._carry: dict[int, float] = {}  # sub-microsecond CPU left over per CT
+
+    @property
+    def elapsed(self) -> float:
+        return self._t
+
+    def advance(self, dt_seconds: float) -> None:
+        """Account `dt_seconds` of load for every running container, then host totals."""
+        if dt_seconds < 0:
+            raise ValueError("time only moves forward")
+        used_kb = cache_kb = 0
+        for vmid, profile in sorted(self.profiles.items()):
+            if not self.node.is_running(vmid):
+                continue
+            try:
+                anon, cache = self._advance_one(vmid, profile, dt_seconds)
+            except FileNotFoundError:
+                continue  # stopped mid-tick
+            used_kb += anon * 1024
+            cache_kb += cache * 1024
+        self._t += dt_seconds
+        write_atomic(
+            paths.meminfo_path(self._root),
+            render_meminfo(self.node.host_memory_mb, used_kb, cache_kb),
+        )
+
+    def advance_to_now(self) -> float:
+        """Advance by the clock time since the last call; returns that dt."""
+        now = self.clock()
+        dt = max(now - self._last, 0.0)
+        self._last = now
+        self.advance(dt)
+        return dt
+
+    def _advance_one(self, vmid: int, profile: LoadProfile, dt: float) -> tuple[int, int]:
+        limits = _read_limits(self._root, vmid, self.node.host_cores)
+        if limits is None:
+            return 0, 0
+        directory = paths.cgroup_dir(self._root, vmid)
+        self._add_cpu(vmid, directory, profile, limits, dt)
+        phase, _ = profile.phase_at(self._t + dt)
+        return self._set_memory(vmid, directory, phase, limits, dt)
+
+    def _add_cpu(self, vmid: int, directory: str, profile: LoadProfile, limits: _Limits, dt: float) -> None:
+        used = profile.cpu_seconds(self._t, dt, limits.cores) * 1e6 + self._carry.get(vmid, 0.0)
+        inc = int(used)
+        self._carry[vmid] = used - inc
+        stat_path = os.path.join(directory, "cpu.stat")
+        stat = cgroup.parse_kv(read_text(stat_path))
+        user_inc = int(inc * USER_SHARE)
+        stat["usage_usec"] = stat.get("usage_usec", 0) + inc
+        stat["user_usec"] = stat.get("user_usec", 0) + user_inc
+        stat["system_usec"] = stat.get("system_usec", 0) + inc - user_inc
+        write_atomic(stat_path, cgroup.format_kv(stat, cgroup.CPU_STAT_KEYS))
+        demand = profile.phase_at(self._t)[0].cpu_cores_demand
+        stall = max(0.0, 1 - limits.cores / demand) * 100 if demand > 0 else 0.0
+        self._write_psi(os.path.join(directory, "cpu.pressure"), stall, 0.0, dt)
+
+    def _set_memory(
+        self, vmid: int, directory: str, phase: Phase, limits: _Limits, dt: float
+    ) -> tuple[int, int]:
+        """Returns (anon MB, cache MB) now resident."""
+        limit = limits.memory_mb
+        anon = min(phase.memory_mb_demand, limit)
+        cache = max(min(phase.cache_mb, limit - anon), 0)
+        overflow = max(phase.memory_mb_demand - limit, 0)
+        file_b, anon_b = cache * MIB, anon * MIB
+        stat = {
+            "anon": anon_b,
+            "file": file_b,
+            "active_anon": anon_b // 2,
+            "inactive_anon": anon_b - anon_b // 2,
+            "active_file": file_b // 2,
+            "inactive_file": file_b - file_b // 2,
+        }
+        files = {
+            "memory.stat": cgroup.format_kv(stat, cgroup.MEMORY_STAT_KEYS),
+            "memory.current": f"{anon_b + file_b}\n",
+            "memory.swap.current": f"{min(overflow, limits.swap_mb) * MIB}\n",
+        }
+        for name, content in files.items():
+            write_atomic(os.path.join(directory, name), content)
+        self._write_memory_max(vmid, directory, limit)
+        self._bump_events(directory, phase, limit)
+        stall = overflow / phase.memory_mb_demand * 100 if overflow else 0.0
+        self._write_psi(os.path.join(directory, "memory.pressure"), stall, stall / 2, dt)
+        return anon, cache
+
+    def _write_memory_max(self, vmid: int, directory: str, limit_mb: int) -> None:
+        """Mirror the config's memory into memory.max unless a `pct set` holds the CT lock
+        (it is hot-applying the same value; writing ours could put a stale one back)."""
+        fd = locking.try_config_lock(self._root, vmid)
+        if fd is None:
+            return
+        try:
+            write_atomic(os.path.join(directory, "memory.max"), f"{limit_mb * MIB}\n")
+        finally:
+            os.close(fd)
+
+    def _bump_events(self, directory: str, phase: Phase, limit_mb: int) -> None:
+        if phase.memory_mb_demand + phase.cache_mb <= limit_mb * 1016 / 1024:
+            return
+        path = os.path.join(directory, "memory.events")
+        events = cgroup.parse_kv(read_text(path))
+        events["high"] = events.get("high", 0) + 1
+        if phase.memory_mb_demand > limit_mb:
+            events["max"] = events.get("max", 0) + 1
+        write_atomic(path, cgroup.format_kv(events, cgroup.MEMORY_EVENT_KEYS))
+
+    @staticmethod
+    def _write_psi(path: str, some_pct: float, full_pct: float, dt: float) -> None:
+        prev = _read_psi(path)
+        write_atomic(
+            path,
+            cgroup.format_psi(_next_psi(prev["some"], some_pct, dt), _next_psi(prev["full"], full_pct, dt)),
+        )
+
+    def run(
+        self,
+        stop: threading.Event | float,
+        tick_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Advance in real time until `stop` is set, or until clock() reaches `stop`
+        when it is a deadline in the clock's seconds."""
+        self._last = self.clock()
+        while True:
+            if isinstance(stop, threading.Event):
+                if stop.wait(tick_s):
+                    break
+            else:
+                now = self.clock()
+                if now >= stop:
+                    break
+                sleep(min(tick_s, stop - now))
+            self.advance_to_now()
+        self.advance_to_now()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from simnode.scenario import load_scenario
+
+    parser = argparse.ArgumentParser(prog="python -m simnode.workload", description=__doc__)
+    parser.add_argument("--root", required=True, type=Path, help="node tree root")
+    parser.add_argument("--profile", required=True, type=Path, help="scenario JSON file")
+    parser.add_argument("--tick", type=float, default=0.5, help="seconds between updates")
+    parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    args = parser.parse_args(argv)
+    scenario = load_scenario(args.profile)
+    if (args.root / "etc" / "pve" / "lxc").is_dir():
+        node = SimNode.open(args.root)  # already built (e.g. by the demo): keep its state
+    else:
+        node = scenario.build(args.root)
+    driver = WorkloadDriver(node, scenario.profiles, time.monotonic)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.duration is not None:
+        threading.Timer(args.duration, stop.set).start()
+    print(
+        f"simnode workload: {len(scenario.profiles)} containers on {node.node_name}, "
+        f"tick {args.tick}s, root {node.root}",
+        flush=True,
+    )
+    driver.run(stop, tick_s=args.tick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
