@@ -1,0 +1,222 @@
+"""`lxc-autoscale demo`: the whole system against a simulated Proxmox node.
+
+Starts a private broker (unless NATS_URL is set), builds a simulated node with a
+scripted load, runs the workload driver, collector, decider replicas and actuator
+as separate processes, prints every scaling event as it happens and ends with
+
+    summary: intents=N applied=N skipped=N failed=N scale_up=N scale_down=N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cli.processes import ProcessGroup
+from shared import subjects
+from shared.codec import CodecError, decode
+from shared.embedded_broker import EmbeddedBroker, start_broker
+from shared.event_text import describe_event
+from shared.models import ScaleEvent, ScaleIntent
+from shared.provisioning import provision
+
+SCENARIO = Path(__file__).resolve().parent.parent / "simnode" / "scenarios" / "demo.json"
+COLLECT_INTERVAL_S = 2.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=90.0, help="stop after this many seconds")
+    parser.add_argument("--forever", action="store_true", help="run until Ctrl-C")
+    parser.add_argument("--scenario", type=Path, default=SCENARIO, help="simulated node and load")
+    parser.add_argument("--workdir", type=Path, help="keep the node, config and logs here")
+    parser.add_argument("--deciders", type=int, default=2, help="decider replicas to run")
+
+
+@dataclass
+class Tally:
+    intents: set[str] = field(default_factory=set)
+    outcomes: dict[str, int] = field(
+        default_factory=lambda: {"applied": 0, "skipped": 0, "failed": 0, "rejected": 0}
+    )
+    scale_up: int = 0
+    scale_down: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def summary(self) -> str:
+        o = self.outcomes
+        return (
+            f"summary: intents={len(self.intents)} applied={o['applied']} skipped={o['skipped']} "
+            f"failed={o['failed'] + o['rejected']} scale_up={self.scale_up} scale_down={self.scale_down}"
+        )
+
+    def planned_outcome_reached(self) -> bool:
+        return self.scale_up >= 1 and self.scale_down >= 1
+
+
+def demo_config(scenario: dict[str, Any], node_root: Path, pct_path: Path) -> dict[str, Any]:
+    """A policy that shows the behaviour within a minute: short intervals and windows."""
+    vmids = [c["vmid"] for c in scenario["containers"]]
+    return {
+        "DEFAULT": {
+            "cpu_upper_threshold": 80,
+            "cpu_lower_threshold": 20,
+            "memory_upper_threshold": 80,
+            "memory_lower_threshold": 25,
+            "min_cores": 1,
+            "max_cores": 8,
+            "min_memory": 512,
+            "max_memory": 8192,
+            "reserve_cpu_percent": 10,
+            "reserve_memory_mb": 2048,
+            "scale_down_stabilization_s": 6,
+            "cooldown_up_s": 4,
+            "cooldown_down_s": 6,
+            "warmup_s": 0,
+        },
+        "TIER_web": {"lxc_containers": [v for v in vmids if v < 200], "max_cores": 6},
+        "TIER_db": {
+            "lxc_containers": [v for v in vmids if v >= 200],
+            "min_memory": 1024,
+            "memory_min_increment": 512,
+        },
+        "COLLECTOR": {
+            "node": scenario["node"],
+            "interval_s": COLLECT_INTERVAL_S,
+            "source": "sim",
+            "root": str(node_root),
+        },
+        "DECIDER": {"intent_ttl_s": 60},
+        "ACTUATOR": {"node": scenario["node"], "pct_path": str(pct_path)},
+    }
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.tally = Tally()
+        self.broker: EmbeddedBroker | None = None
+        self.group = ProcessGroup(log_dir=workdir / "logs")
+
+    def prepare(self) -> tuple[str, Path]:
+        from simnode.scenario import build_scenario
+
+        scenario = json.loads(self.args.scenario.read_text())
+        node, _profiles = build_scenario(self.workdir / "node", self.args.scenario)
+        config_path = self.workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(demo_config(scenario, node.root, node.pct_path)))
+        url = os.environ.get("NATS_URL")
+        if not url:
+            self.broker = start_broker(self.workdir / "nats")
+            url = self.broker.url
+        print(f"demo: broker {url}; simulated node {scenario['node']} at {node.root}", flush=True)
+        print(f"demo: logs in {self.group.log_dir}", flush=True)
+        return url, config_path
+
+    def start_services(self, url: str, config_path: Path) -> None:
+        common = ["--config", str(config_path), "--nats-url", url, "--log-format", "json"]
+        node_root = self.workdir / "node"
+        self.group.start(
+            "workload",
+            ["simnode.workload", "--root", str(node_root), "--profile", str(self.args.scenario)],
+        )
+        self.group.start("actuator", ["cli.main", "actuator", *common])
+        for replica in range(self.args.deciders):
+            self.group.start(
+                f"decider-{replica + 1}",
+                ["cli.main", "decider", *common, "--replica-id", f"demo-{replica + 1}"],
+            )
+        self.group.start("collector", ["cli.main", "collector", *common])
+
+    async def watch(self, url: str) -> int:
+        import nats
+
+        nc = await nats.connect(url, max_reconnect_attempts=-1)
+        await provision(nc.jetstream())
+        await nc.subscribe(subjects.EVENTS_ALL, cb=self._on_event)
+        await nc.subscribe(subjects.INTENTS_ALL, cb=self._on_intent)
+        self.start_services(url, self.args.config_path)
+        try:
+            return await self._wait_until_done()
+        finally:
+            await nc.drain()
+
+    async def _on_event(self, msg: Any) -> None:
+        try:
+            event = decode(msg.data, ScaleEvent)
+        except CodecError as exc:
+            print(f"demo: undecodable event on {msg.subject}: {exc}", flush=True)
+            return
+        self.tally.outcomes[event.outcome] += 1
+        self.tally.scale_up += int(event.scaled_up)
+        self.tally.scale_down += int(event.scaled_down)
+        self.tally.last_activity = time.monotonic()
+        print(describe_event(event), flush=True)
+
+    async def _on_intent(self, msg: Any) -> None:
+        with contextlib.suppress(CodecError):
+            # Replicas may publish the same intent; the stream keeps one, we count ids.
+            self.tally.intents.add(decode(msg.data, ScaleIntent).intent_id)
+            self.tally.last_activity = time.monotonic()
+
+    async def _wait_until_done(self) -> int:
+        deadline = None if self.args.forever else time.monotonic() + self.args.duration
+        while deadline is None or time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            if dead := self.group.dead():
+                for member in dead:
+                    print(f"demo: {member.name} exited with {member.process.returncode}:", flush=True)
+                    print(self.group.tail(member), flush=True)
+                return 1
+            settled = time.monotonic() - self.tally.last_activity > 4 * COLLECT_INTERVAL_S
+            if not self.args.forever and self.tally.planned_outcome_reached() and settled:
+                return 0
+        return 0 if self.tally.planned_outcome_reached() else 1
+
+    def stop(self) -> None:
+        self.group.stop_all()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    owned = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="autoscale-demo-")) if owned else args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    demo = Demo(args, workdir)
+    # SIGTERM behaves like Ctrl-C, so the services and the broker are always stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    status = 1
+    try:
+        url, args.config_path = demo.prepare()
+        status = asyncio.run(demo.watch(url))
+    except KeyboardInterrupt:
+        print("demo: interrupted", flush=True)
+        status = 130
+    finally:
+        demo.stop()
+        if owned:
+            shutil.rmtree(workdir, ignore_errors=True)
+        failed = demo.tally.outcomes["failed"] + demo.tally.outcomes["rejected"]
+        if status == 0 and failed:
+            status = 1
+        print(demo.tally.summary(), flush=True)
+    sys.stdout.flush()
+    return status
