@@ -1,0 +1,98 @@
+"""`lxc-autoscale actuator`: apply scale intents for one node with validated pct commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+from services.actuator.commands import CommandRefused, HostLimits
+from services.actuator.executors.base import Executor
+from services.actuator.wiring import StartupError, build_actuator, build_executor, probe_host
+from shared.config import AutoscaleConfig
+from shared.nats_settings import connect
+from shared.service_config import add_common_arguments, start_service
+from shared.validation import check_node_name
+
+log = logging.getLogger(__name__)
+
+# Fault-injection hook for tests only: SIGKILL ourselves right after a step
+# ("command": pct set returned; "publish": the event is stored, the intent not yet acked).
+CRASH_HOOK_ENV = "AUTOSCALE_ACTUATOR_CRASH_AFTER"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--node", help="the Proxmox node whose intents to apply (default: ACTUATOR.node or host name)"
+    )
+    parser.add_argument(
+        "--pct", dest="pct_path", help="path of pct (default: ACTUATOR.pct_path, /usr/sbin/pct)"
+    )
+    parser.add_argument("--host-cores", type=int, help="host core count (default: read from the node)")
+    parser.add_argument("--host-memory-mb", type=int, help="host memory in MB (default: read from the node)")
+    parser.add_argument("--max-in-flight", type=int, default=8, help="intents handled at once (default: 8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = start_service("actuator", args)
+    try:
+        return asyncio.run(_serve(config, args))
+    except (StartupError, CommandRefused, ValueError) as exc:
+        log.error("cannot start: %s", exc, extra={"event": "startup_failed"})
+        print(f"lxc-autoscale actuator: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
+    node = check_node_name(args.node or config.actuator.node or socket.gethostname().split(".")[0])
+    settings = config.actuator
+    if args.pct_path:
+        settings = settings.model_copy(update={"pct_path": args.pct_path})
+    executor = build_executor(config, node)
+    try:
+        limits = await _host_limits(args, executor, settings.command_timeout_s)
+        nc = await connect(config.nats, service="actuator")
+        actuator = await build_actuator(
+            nc=nc, node=node, settings=settings, executor=executor, limits=limits,
+            checkpoint=_crash_hook(), max_in_flight=args.max_in_flight,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await actuator.service.run(stop)
+        log.info("actuator stopped", extra={"event": "actuator_stopped", **dict(actuator.handler.counts)})
+        await nc.drain()
+    finally:
+        await executor.close()
+    return 0
+
+
+async def _host_limits(args: argparse.Namespace, executor: Executor, timeout_s: float) -> HostLimits:
+    if args.host_cores is not None and args.host_memory_mb is not None:
+        return HostLimits(cores=args.host_cores, memory_mb=args.host_memory_mb)
+    probed = await probe_host(executor, timeout_s)
+    return HostLimits(
+        cores=args.host_cores if args.host_cores is not None else probed.cores,
+        memory_mb=args.host_memory_mb if args.host_memory_mb is not None else probed.memory_mb,
+    )
+
+
+def _crash_hook() -> Callable[[str], None]:
+    step = os.environ.get(CRASH_HOOK_ENV)
+    if not step:
+        return lambda _step: None
+    log.warning("fault-injection hook armed", extra={"event": "crash_hook_armed", "step": step})
+
+    def checkpoint(reached: str) -> None:
+        if reached == step:
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint

@@ -1,0 +1,38 @@
+"""The actuator's own KV records: original sizes for rollback, and the in-flight journal.
+
+Stored as JSON so an operator can read them with any NATS tool.
+"""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from shared.models import ResourceSize, ScaleEvent, ScaleIntent
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackupRecord(_Record):
+    """A container's size before the autoscaler first changed it (written once, never overwritten)."""
+
+    node: str
+    vmid: int
+    original: ResourceSize
+    saved_at: AwareDatetime
+    intent_id: str
+
+
+class JournalEntry(_Record):
+    """Written just before `pct set`, and again once the outcome is known (`settled`).
+
+    A redelivered intent that finds its own entry here knows the command may have run:
+    with `settled` set it republishes that event; without it, it compares the container
+    with the target to learn whether the change was made.
+    """
+
+    intent: ScaleIntent
+    before: ResourceSize
+    started_at: AwareDatetime
+    settled: ScaleEvent | None = None

@@ -1,0 +1,83 @@
+"""KV access for the actuator: original sizes (rollback) and the in-flight journal."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nats.js.errors import KeyWrongLastSequenceError, NoKeysError, NotFoundError
+from pydantic import ValidationError
+
+from services.actuator.records import BackupRecord, JournalEntry
+from shared import subjects
+
+log = logging.getLogger(__name__)
+
+
+class ActuatorStore:
+    def __init__(self, backups: Any, journal: Any) -> None:
+        self._backups = backups
+        self._journal = journal
+
+    @classmethod
+    async def open(cls, js: Any) -> ActuatorStore:
+        return cls(await js.key_value(subjects.BACKUP_BUCKET), await js.key_value(subjects.ACTUATOR_BUCKET))
+
+    async def journal(self, node: str, vmid: int) -> JournalEntry | None:
+        raw = await _get(self._journal, subjects.state_key(node, vmid))
+        if raw is None:
+            return None
+        try:
+            return JournalEntry.model_validate_json(raw)
+        except ValidationError as exc:
+            # An unreadable entry cannot prove anything; dropping it means a redelivery
+            # re-checks the container instead of trusting garbage.
+            log.error(
+                "unreadable journal entry dropped",
+                extra={"event": "journal_unreadable", "node": node, "vmid": vmid, "error": str(exc)[:300]},
+            )
+            return None
+
+    async def write_journal(self, node: str, vmid: int, entry: JournalEntry) -> None:
+        await self._journal.put(subjects.state_key(node, vmid), entry.model_dump_json().encode())
+
+    async def clear_journal(self, node: str, vmid: int) -> None:
+        # A delete marker, not an error, when the key is already gone.
+        await self._journal.delete(subjects.state_key(node, vmid))
+
+    async def save_original(self, record: BackupRecord) -> bool:
+        """Keep the first size only: `create` fails if a backup already exists."""
+        try:
+            await self._backups.create(
+                subjects.state_key(record.node, record.vmid), record.model_dump_json().encode()
+            )
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def original(self, node: str, vmid: int) -> BackupRecord | None:
+        raw = await _get(self._backups, subjects.state_key(node, vmid))
+        return BackupRecord.model_validate_json(raw) if raw is not None else None
+
+    async def originals(self, node: str | None = None) -> list[BackupRecord]:
+        try:
+            keys = await self._backups.keys()
+        except NoKeysError:
+            return []
+        records = []
+        for key in sorted(keys):
+            if node is not None and not key.startswith(f"{node}."):
+                continue
+            raw = await _get(self._backups, key)
+            if raw is not None:
+                records.append(BackupRecord.model_validate_json(raw))
+        return records
+
+
+async def _get(kv: Any, key: str) -> bytes | None:
+    try:
+        entry = await kv.get(key)
+    except NotFoundError:  # KeyNotFoundError and KeyDeletedError (deleted or purged keys)
+        return None
+    value: bytes | None = entry.value
+    return value or None

@@ -1,0 +1,122 @@
+"""Assemble the actuator from configuration: executor, retry policy, host limits, handler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from services.actuator.applier import Applier, ApplierSettings
+from services.actuator.commands import HOST_PROBE, HostLimits, check_pct_path, parse_host_probe
+from services.actuator.executors.base import Executor
+from services.actuator.executors.local import LocalExecutor
+from services.actuator.handler import IntentHandler
+from services.actuator.retry import ConsumerTiming, RetryPolicy, classify, consumer_timing
+from services.actuator.service import ActuatorService, consumer_config, ensure_consumer
+from services.actuator.store import ActuatorStore
+from shared.clock import Clock, SystemClock
+from shared.config import ActuatorSettings, AutoscaleConfig
+from shared.provisioning import provision
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The actuator cannot start as configured; the text says what to fix."""
+
+
+def retry_policy(settings: ActuatorSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        initial_backoff_s=settings.backoff_initial_s,
+        max_backoff_s=settings.backoff_max_s,
+        # Jitter in proportion to the first wait keeps retries of many containers apart.
+        jitter_s=settings.backoff_initial_s,
+        command_timeout_s=settings.command_timeout_s,
+    )
+
+
+def build_executor(config: AutoscaleConfig, node: str) -> Executor:
+    defaults = config.defaults
+    if not defaults.use_remote_proxmox:
+        return LocalExecutor()
+    from services.actuator.executors.ssh import SshExecutor, SshTarget  # paramiko only when needed
+
+    host = config.actuator.node_hosts.get(node) or defaults.proxmox_host
+    if host is None:
+        raise StartupError(
+            f"no SSH host for node {node}: set ACTUATOR.node_hosts.{node} or DEFAULT.proxmox_host"
+        )
+    target = SshTarget(
+        host=host,
+        port=defaults.ssh_port,
+        user=defaults.ssh_user or "root",
+        password=defaults.ssh_password,
+        key_path=defaults.ssh_key_path,
+        host_key_policy=defaults.ssh_host_key_policy,
+        known_hosts_path=defaults.ssh_known_hosts_path,
+    )
+    return SshExecutor(target)
+
+
+async def probe_host(executor: Executor, timeout_s: float) -> HostLimits:
+    result = await executor.run(HOST_PROBE, timeout_s)
+    if not result.ok:
+        raise StartupError(
+            f"cannot read the host's cores and memory ({classify(result).message}); "
+            "pass --host-cores and --host-memory-mb"
+        )
+    return parse_host_probe(result.stdout)
+
+
+@dataclass
+class Actuator:
+    service: ActuatorService
+    handler: IntentHandler
+    executor: Executor
+    timing: ConsumerTiming
+
+
+async def build_actuator(
+    *,
+    nc: Any,
+    node: str,
+    settings: ActuatorSettings,
+    executor: Executor,
+    limits: HostLimits,
+    clock: Clock | None = None,
+    checkpoint: Callable[[str], None] = lambda step: None,
+    max_in_flight: int = 8,
+) -> Actuator:
+    """Provision what the actuator needs (idempotent) and wire its parts together."""
+    js = nc.jetstream()
+    await provision(js)
+    policy = retry_policy(settings)
+    timing = consumer_timing(policy)
+    await ensure_consumer(js, consumer_config(node, timing, max_in_flight))
+    store = await ActuatorStore.open(js)
+    applier_settings = ApplierSettings(
+        node=node, limits=limits, pct_path=check_pct_path(settings.pct_path), policy=policy
+    )
+    handler_ref: list[IntentHandler] = []
+
+    async def publish_orphan(event: Any) -> None:
+        await handler_ref[0].publish(event, check_stored=True)
+
+    applier = Applier(
+        settings=applier_settings, executor=executor, store=store, clock=clock or SystemClock(),
+        checkpoint=checkpoint, publish_orphan=publish_orphan,
+    )  # fmt: skip
+    handler = IntentHandler(
+        js=js, applier=applier, progress_every_s=timing.progress_every_s, checkpoint=checkpoint
+    )
+    handler_ref.append(handler)
+    service = ActuatorService(js=js, handler=handler, node=node, max_in_flight=max_in_flight)
+    log.info(
+        "actuator configured",
+        extra={"event": "actuator_configured", "node": node, "host_cores": limits.cores,
+               "host_memory_mb": limits.memory_mb, "ack_wait_s": timing.ack_wait_s,
+               "max_deliver": timing.max_deliver, "max_attempts": policy.max_attempts},
+    )  # fmt: skip
+    return Actuator(service=service, handler=handler, executor=executor, timing=timing)

@@ -1,0 +1,171 @@
+"""Test helpers for the actuator: intents, an in-process actuator, and event collection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from services.actuator.commands import HostLimits
+from services.actuator.executors.base import Executor
+from services.actuator.executors.local import LocalExecutor
+from services.actuator.wiring import Actuator, build_actuator
+from shared import subjects
+from shared.codec import decode, encode
+from shared.config import ActuatorSettings
+from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent
+from simnode.tree import ContainerSpec, SimNode, build_node
+
+NODE = "pve1"
+HOST = HostLimits(cores=16, memory_mb=32768)
+
+
+def sim_node(root: Path, *specs: tuple[int, int, int]) -> SimNode:
+    """A simulated node with containers given as (vmid, cores, memory_mb)."""
+    return build_node(
+        root,
+        node_name=NODE,
+        host_cores=HOST.cores,
+        host_memory_mb=HOST.memory_mb,
+        containers=[ContainerSpec(vmid, f"ct{vmid}", cores, memory) for vmid, cores, memory in specs],
+    )
+
+
+def fast_settings(sim: SimNode, **overrides: Any) -> ActuatorSettings:
+    values: dict[str, Any] = {
+        "pct_path": str(sim.pct_path),
+        "command_timeout_s": 3.0,
+        "max_attempts": 3,
+        "backoff_initial_s": 0.01,
+        "backoff_max_s": 0.05,
+    }
+    values.update(overrides)
+    return ActuatorSettings(**values)
+
+
+def intent(
+    vmid: int = 101,
+    *,
+    expected: tuple[int, int] = (2, 1024),
+    target: tuple[int, int] = (3, 1024),
+    source_id: str = "pve1:boot-a:1",
+    created_at: datetime | None = None,
+    ttl_s: float = 120.0,
+    node: str = NODE,
+    **extra: Any,
+) -> ScaleIntent:
+    return ScaleIntent.build(
+        node=node,
+        vmid=vmid,
+        expected=ResourceSize(cores=expected[0], memory_mb=expected[1]),
+        target=ResourceSize(cores=target[0], memory_mb=target[1]),
+        reason=DecisionReason(
+            rule="scale-up", summary="cpu 95% > 80%", inputs={"cpu_pct": 95.0}, thresholds={"upper": 80}
+        ),
+        source_id=source_id,
+        created_at=created_at or datetime.now(UTC),
+        ttl_s=ttl_s,
+        **extra,
+    )
+
+
+def expired_intent(**kwargs: Any) -> ScaleIntent:
+    return intent(created_at=datetime.now(UTC) - timedelta(seconds=300), ttl_s=60, **kwargs)
+
+
+async def publish_intent(js: Any, item: ScaleIntent) -> None:
+    await js.publish(
+        subjects.intents_subject(item.node), encode(item), headers={"Nats-Msg-Id": item.intent_id}
+    )
+
+
+async def publish_raw(js: Any, payload: bytes, node: str = NODE) -> None:
+    await js.publish(subjects.intents_subject(node), payload)
+
+
+@contextlib.asynccontextmanager
+async def running_actuator(
+    nc: Any,
+    sim: SimNode,
+    *,
+    executor: Executor | None = None,
+    limits: HostLimits = HOST,
+    **overrides: Any,
+) -> AsyncIterator[Actuator]:
+    """An actuator for NODE running in this event loop until the block ends."""
+    actuator = await build_actuator(
+        nc=nc,
+        node=NODE,
+        settings=fast_settings(sim, **overrides),
+        executor=executor or LocalExecutor(),
+        limits=limits,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(actuator.service.run(stop))
+    try:
+        yield actuator
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await actuator.executor.close()
+
+
+@dataclass
+class EventReader:
+    """Reads the events stream from the beginning, like a late subscriber would."""
+
+    subscription: Any
+
+    @classmethod
+    async def open(cls, js: Any, node: str = NODE, vmid: int | None = None) -> EventReader:
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL)
+        subscription = await js.pull_subscribe(
+            subjects.events_filter(node, vmid), stream=subjects.EVENTS_STREAM, config=config
+        )
+        return cls(subscription)
+
+    async def take(self, count: int, timeout_s: float = 20.0) -> list[ScaleEvent]:
+        events: list[ScaleEvent] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(events) < count:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"expected {count} events, got {len(events)}: {events}")
+            try:
+                messages = await self.subscription.fetch(count - len(events), timeout=min(left, 1.0))
+            except Exception as exc:
+                if "Timeout" not in type(exc).__name__:
+                    raise
+                continue
+            events.extend(decode(m.data, ScaleEvent) for m in messages)
+        return events
+
+    async def nothing_more(self, wait_s: float = 0.5) -> list[ScaleEvent]:
+        try:
+            messages = await self.subscription.fetch(10, timeout=wait_s)
+        except Exception as exc:
+            if "Timeout" not in type(exc).__name__:
+                raise
+            return []
+        return [decode(m.data, ScaleEvent) for m in messages]
+
+
+def set_calls(sim: SimNode, vmid: int = 101) -> list[list[str]]:
+    return [call for call in sim.pct_calls() if call[:2] == ["set", str(vmid)]]
+
+
+async def eventually(check: Any, timeout_s: float = 10.0, interval_s: float = 0.05) -> Any:
+    """Poll an async check until it returns something truthy; fail with its last value."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await check()
+        if value or asyncio.get_running_loop().time() > deadline:
+            assert value, f"condition not met within {timeout_s}s (last value {value!r})"
+            return value
+        await asyncio.sleep(interval_s)

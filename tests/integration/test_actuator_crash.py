@@ -1,0 +1,141 @@
+"""Exactly-once effect across crashes: the actuator killed mid-intent, the broker restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from actuator_harness import (
+    EventReader,
+    eventually,
+    intent,
+    publish_intent,
+    running_actuator,
+    set_calls,
+    sim_node,
+)
+from nats.js.errors import NotFoundError
+
+from shared import subjects
+from shared.embedded_broker import EmbeddedBroker, start_broker
+from simnode.tree import SimNode
+
+pytestmark = pytest.mark.integration
+PROJECT = Path(__file__).resolve().parents[2]
+CONFIG = """\
+ACTUATOR:
+  command_timeout_s: 1
+  max_attempts: 3
+  backoff_initial_s: 0.01
+  backoff_max_s: 0.05
+"""
+
+
+def actuator_process(broker: EmbeddedBroker, sim: SimNode, config: Path, crash_after: str | None) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_"))}
+    if crash_after:
+        env["AUTOSCALE_ACTUATOR_CRASH_AFTER"] = crash_after
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "cli.main", "actuator", "--config", str(config),
+            "--nats-url", broker.url, "--node", "pve1", "--pct", str(sim.pct_path),
+            "--host-cores", "16", "--host-memory-mb", "32768", "--log-format", "json",
+        ],
+        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "autoscale.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    started: list[Any] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
+        process.stderr.close()
+
+
+@pytest.mark.parametrize("step", ["command", "publish"])
+async def test_an_actuator_killed_mid_intent_makes_one_change_and_one_applied_event_after_restart(
+    nc: Any, broker: EmbeddedBroker, tmp_path: Path, config_file: Path, processes: list[Any], step: str
+) -> None:
+    sim = sim_node(tmp_path / "node", (101, 2, 1024))
+    js = nc.jetstream()
+    reader = await EventReader.open(js)
+    await publish_intent(js, intent(target=(4, 2048)))
+
+    first = actuator_process(broker, sim, config_file, crash_after=step)
+    processes.append(first)
+    assert await asyncio.to_thread(first.wait, 30) == -9  # SIGKILL, at the chosen step
+    assert len(set_calls(sim)) == 1
+
+    processes.append(actuator_process(broker, sim, config_file, crash_after=None))
+    [event] = await reader.take(1, timeout_s=30)
+    assert (event.outcome, event.detail) == ("applied", "resized")
+    assert (event.before.cores, event.after.cores) == (2, 4)  # type: ignore[union-attr]
+
+    async def intent_acked_and_journal_cleared() -> bool:
+        queued = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
+        journal = await js.key_value(subjects.ACTUATOR_BUCKET)
+        try:
+            await journal.get(subjects.state_key("pve1", 101))
+        except NotFoundError:
+            return bool(queued == 0)
+        return False
+
+    await eventually(intent_acked_and_journal_cleared, timeout_s=30)
+    assert await reader.nothing_more(wait_s=0.5) == []
+    assert len(set_calls(sim)) == 1
+    assert sim.read_conf(101)["memory"] == "2048"
+
+
+async def test_a_broker_restart_mid_stream_loses_no_intent(
+    nc: Any, broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    vmids = list(range(101, 121))
+    sim = sim_node(tmp_path / "node", *((v, 2, 1024) for v in vmids))
+    js = nc.jetstream()
+    restarted: EmbeddedBroker | None = None
+    try:
+        async with running_actuator(nc, sim, command_timeout_s=1.0):
+            for vmid in vmids[:10]:
+                await publish_intent(js, intent(vmid))
+            await asyncio.sleep(0.1)  # some intents are mid-way when the broker goes
+            broker.stop()
+            restarted = await asyncio.to_thread(start_broker, broker.store_dir, port=broker.port)
+            for vmid in vmids[10:]:
+                await _publish_when_connected(js, intent(vmid))
+            reader = await EventReader.open(js)
+            events = await reader.take(len(vmids), timeout_s=40)
+            events += await reader.nothing_more(wait_s=1.0)
+    finally:
+        if restarted is not None:
+            restarted.stop()
+    applied = sorted(e.vmid for e in events if e.outcome == "applied")
+    assert applied == vmids
+    assert len(events) == len(vmids)
+    assert all(len(set_calls(sim, v)) == 1 for v in vmids)
+
+
+async def _publish_when_connected(js: Any, item: Any) -> None:
+    for _ in range(100):
+        try:
+            await publish_intent(js, item)
+            return
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise AssertionError("could not publish after the broker restart")

@@ -1,0 +1,32 @@
+"""The actuator's pure core imports no asyncio, nats, clock, environment or I/O library."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PURE = ["commands", "retry", "result", "precondition", "event_builder", "event_format", "records"]
+FORBIDDEN = {"asyncio", "nats", "os", "time", "subprocess", "socket", "paramiko", "tenacity", "shared.clock"}
+ROOT = Path(__file__).resolve().parents[2] / "services" / "actuator"
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_import_nothing_that_does_io_or_reads_the_clock(module: str) -> None:
+    tree = ast.parse((ROOT / f"{module}.py").read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    bad = {name for name in imported if name in FORBIDDEN or name.split(".")[0] in FORBIDDEN}
+    assert bad == set()
+
+
+def test_the_actuator_imports_no_other_service_and_no_simulator() -> None:
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text()
+        assert "services.collector" not in text and "services.decider" not in text, path
+        assert "simnode" not in text, path

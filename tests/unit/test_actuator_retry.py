@@ -1,0 +1,72 @@
+"""Retry classification, the back-off policy, and consumer timing that agrees with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.actuator.result import CommandResult
+from services.actuator.retry import Kind, RetryPolicy, classify, consumer_timing
+
+
+@pytest.mark.parametrize(
+    ("result", "kind", "code"),
+    [
+        (CommandResult(0, stdout="cores: 2"), Kind.OK, "ok"),
+        (CommandResult(None, timed_out=True), Kind.TRANSIENT, "timeout"),
+        (CommandResult(124), Kind.TRANSIENT, "timeout"),
+        (CommandResult(None, connection_error="EOFError: lost"), Kind.TRANSIENT, "connection"),
+        (CommandResult(255, stderr="CT is locked (backup)\n"), Kind.TRANSIENT, "locked"),
+        (CommandResult(255, stderr="CT 101 is locked (migrate)\n"), Kind.TRANSIENT, "locked"),
+        (CommandResult(255, stderr="can't lock file '/run/lock/lxc/pve-config-101.lock' - got timeout"),
+         Kind.TRANSIENT, "locked"),
+        (CommandResult(255, stderr="ssh: connect to host pve1 port 22: Connection refused"),
+         Kind.TRANSIENT, "connection"),
+        (CommandResult(255, stderr="Configuration file 'nodes/pve1/lxc/555.conf' does not exist\n"),
+         Kind.PERMANENT, "unknown-container"),
+        (CommandResult(255, stderr="400 Parameter verification failed.\ncores: invalid\n"),
+         Kind.PERMANENT, "invalid-value"),
+        (CommandResult(255, stderr="something odd"), Kind.PERMANENT, "command-failed"),
+        (CommandResult(None, setup_error="host key mismatch", setup_code="host-key-mismatch"),
+         Kind.PERMANENT, "host-key-mismatch"),
+    ],
+    ids=[
+        "success", "timeout", "timeout exit", "lost connection", "locked", "locked with vmid",
+        "config lock timeout", "ssh refused", "unknown container", "invalid value", "unknown error",
+        "host key",
+    ],
+)  # fmt: skip
+def test_failures_are_classified_as_transient_or_permanent(
+    result: CommandResult, kind: Kind, code: str
+) -> None:
+    verdict = classify(result)
+    assert (verdict.kind, verdict.code) == (kind, code)
+
+
+def test_a_pct_exit_255_without_a_connection_message_is_not_mistaken_for_ssh() -> None:
+    assert classify(CommandResult(255, stderr="unable to parse value")).kind is Kind.PERMANENT
+
+
+def test_error_text_is_sanitized_for_logs_and_events() -> None:
+    verdict = classify(CommandResult(1, stderr="bad\x1b[2J\nthing"))
+    assert "\x1b" not in verdict.message and "\n" not in verdict.message
+
+
+def test_back_off_grows_exponentially_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=5, initial_backoff_s=0.5, max_backoff_s=3, jitter_s=0.5)
+    assert [policy.backoff_s(n) for n in range(1, 5)] == [1.0, 1.5, 2.5, 3]
+
+
+def test_the_retry_budget_counts_every_attempt_timing_out() -> None:
+    policy = RetryPolicy(
+        max_attempts=4, initial_backoff_s=0.5, max_backoff_s=10, jitter_s=0.5, command_timeout_s=30
+    )
+    assert policy.budget_s() == 4 * 30 + 1.0 + 1.5 + 2.5
+
+
+def test_ack_wait_outlasts_one_attempt_and_one_wait_and_progress_is_reported_in_time() -> None:
+    policy = RetryPolicy(command_timeout_s=30, max_backoff_s=10, jitter_s=0.5)
+    timing = consumer_timing(policy)
+    assert timing.ack_wait_s > policy.command_timeout_s + policy.max_backoff_s
+    assert timing.progress_every_s < timing.ack_wait_s / 2
+    assert timing.backoff_s[0] == timing.ack_wait_s  # the server takes ack_wait from backoff[0]
+    assert len(timing.backoff_s) <= timing.max_deliver
