@@ -85,6 +85,11 @@ def demo_config(scenario: dict[str, Any], node_root: Path, pct_path: Path) -> di
             "cooldown_up_s": 4,
             "cooldown_down_s": 6,
             "warmup_s": 0,
+            # The original's memory formula adds (mem - upper) x increment / factor; a larger
+            # factor keeps the demo's steps readable. Off-peak is off so any hour shows the same.
+            "memory_scale_factor": 15,
+            "off_peak_start": 0,
+            "off_peak_end": 0,
         },
         "TIER_web": {"lxc_containers": [v for v in vmids if v < 200], "max_cores": 6},
         "TIER_db": {
@@ -110,11 +115,13 @@ class Demo:
         self.tally = Tally()
         self.broker: EmbeddedBroker | None = None
         self.group = ProcessGroup(log_dir=workdir / "logs")
+        self.host = (0, 0)
 
     def prepare(self) -> tuple[str, Path]:
         from simnode.scenario import build_scenario
 
         scenario = json.loads(self.args.scenario.read_text())
+        self.host = (int(scenario["host_cores"]), int(scenario["host_memory_mb"]))
         node, _profiles = build_scenario(self.workdir / "node", self.args.scenario)
         config_path = self.workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(demo_config(scenario, node.root, node.pct_path)))
@@ -133,7 +140,9 @@ class Demo:
             "workload",
             ["simnode.workload", "--root", str(node_root), "--profile", str(self.args.scenario)],
         )
-        self.group.start("actuator", ["cli.main", "actuator", *common])
+        # The simulated host's size: the actuator would otherwise probe the machine it runs on.
+        host = ["--host-cores", str(self.host[0]), "--host-memory-mb", str(self.host[1])]
+        self.group.start("actuator", ["cli.main", "actuator", *common, *host])
         for replica in range(self.args.deciders):
             self.group.start(
                 f"decider-{replica + 1}",
@@ -181,7 +190,7 @@ class Demo:
                     print(f"demo: {member.name} exited with {member.process.returncode}:", flush=True)
                     print(self.group.tail(member), flush=True)
                 return 1
-            settled = time.monotonic() - self.tally.last_activity > 4 * COLLECT_INTERVAL_S
+            settled = time.monotonic() - self.tally.last_activity > 5 * COLLECT_INTERVAL_S
             if not self.args.forever and self.tally.planned_outcome_reached() and settled:
                 return 0
         return 0 if self.tally.planned_outcome_reached() else 1
