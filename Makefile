@@ -33,5 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/decider_throughput.py
 	$(BIN)/python bench/actuator.py
 
+# The docker tier: a private Docker engine, the compose stack, deciders scaled 1->3->1.
+test-docker: $(STAMP)
+	bash scripts/docker-ci.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

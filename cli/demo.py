@@ -38,7 +38,7 @@ COLLECT_INTERVAL_S = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=90.0, help="stop after this many seconds")
+    parser.add_argument("--duration", type=float, default=80.0, help="stop after this many seconds")
     parser.add_argument("--forever", action="store_true", help="run until Ctrl-C")
     parser.add_argument("--scenario", type=Path, default=SCENARIO, help="simulated node and load")
     parser.add_argument("--workdir", type=Path, help="keep the node, config and logs here")
@@ -91,7 +91,11 @@ def demo_config(scenario: dict[str, Any], node_root: Path, pct_path: Path) -> di
             "off_peak_start": 0,
             "off_peak_end": 0,
         },
-        "TIER_web": {"lxc_containers": [v for v in vmids if v < 200], "max_cores": 6},
+        "TIER_web": {
+            "lxc_containers": [v for v in vmids if v < 200],
+            "max_cores": 6,
+            "min_decrease_chunk": 1024,
+        },
         "TIER_db": {
             "lxc_containers": [v for v in vmids if v >= 200],
             "min_memory": 1024,
@@ -104,7 +108,13 @@ def demo_config(scenario: dict[str, Any], node_root: Path, pct_path: Path) -> di
             "root": str(node_root),
         },
         "DECIDER": {"intent_ttl_s": 60},
-        "ACTUATOR": {"node": scenario["node"], "pct_path": str(pct_path)},
+        "ACTUATOR": {
+            "node": scenario["node"],
+            "pct_path": str(pct_path),
+            # The simulated host's size: otherwise the actuator would read the machine it runs on.
+            "host_cores": scenario["host_cores"],
+            "host_memory_mb": scenario["host_memory_mb"],
+        },
     }
 
 
@@ -115,13 +125,11 @@ class Demo:
         self.tally = Tally()
         self.broker: EmbeddedBroker | None = None
         self.group = ProcessGroup(log_dir=workdir / "logs")
-        self.host = (0, 0)
 
     def prepare(self) -> tuple[str, Path]:
         from simnode.scenario import build_scenario
 
         scenario = json.loads(self.args.scenario.read_text())
-        self.host = (int(scenario["host_cores"]), int(scenario["host_memory_mb"]))
         node, _profiles = build_scenario(self.workdir / "node", self.args.scenario)
         config_path = self.workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(demo_config(scenario, node.root, node.pct_path)))
@@ -140,9 +148,7 @@ class Demo:
             "workload",
             ["simnode.workload", "--root", str(node_root), "--profile", str(self.args.scenario)],
         )
-        # The simulated host's size: the actuator would otherwise probe the machine it runs on.
-        host = ["--host-cores", str(self.host[0]), "--host-memory-mb", str(self.host[1])]
-        self.group.start("actuator", ["cli.main", "actuator", *common, *host])
+        self.group.start("actuator", ["cli.main", "actuator", *common])
         for replica in range(self.args.deciders):
             self.group.start(
                 f"decider-{replica + 1}",

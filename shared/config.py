@@ -192,6 +192,9 @@ class ActuatorSettings(_Section):
     backoff_initial_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(10, gt=0)
     node_hosts: dict[NodeName, HostName] = Field(default_factory=dict)
+    # The host's size, for validating targets; read from the node when not set.
+    host_cores: int | None = Field(None, ge=1, le=8192)
+    host_memory_mb: int | None = Field(None, ge=16)
 
 
 class AutoscaleConfig(BaseModel):

