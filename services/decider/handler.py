@@ -1,0 +1,155 @@
+"""One batch of node samples: decode, decide (with compare-and-set on the state),
+publish the intents, and only then acknowledge.
+
+Undecodable or invalid samples are logged, counted and terminated (never redelivered);
+a sample whose state could not be written after several tries is nak'ed for later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.decider.policy import Decision, decide
+from services.decider.policy_source import PolicySource
+from services.decider.state_store import StateStore
+from shared import subjects
+from shared.clock import Clock
+from shared.codec import CodecError, decode, encode
+from shared.models import NodeSample, ScaleIntent
+from shared.validation import sanitize
+
+log = logging.getLogger(__name__)
+MAX_STATE_ATTEMPTS = 5
+RETRY_DELAY_S = 1.0
+
+StateWrittenHook = Callable[[NodeSample], Awaitable[None]]
+
+
+@dataclass
+class Counters:
+    samples: int = 0
+    decisions: int = 0  # containers decided
+    intents: int = 0
+    invalid: int = 0
+    stale: int = 0
+    conflicts: int = 0
+    retried: int = 0
+
+
+class SampleHandler:
+    def __init__(
+        self,
+        js: Any,
+        store: StateStore,
+        policy: PolicySource,
+        clock: Clock,
+        *,
+        replica_id: str = "decider",
+        on_state_written: StateWrittenHook | None = None,
+    ) -> None:
+        self._js = js
+        self._store = store
+        self._policy = policy
+        self._clock = clock
+        self._replica = replica_id
+        self._on_state_written = on_state_written  # a seam for fault-injection tests
+        self.counters = Counters()
+
+    async def handle_batch(self, messages: Sequence[Any]) -> None:
+        """Samples of one node are decided in order; different nodes touch different
+        keys, so they are decided concurrently and their round trips overlap."""
+        by_node: dict[str, list[tuple[Any, NodeSample]]] = {}
+        for msg in messages:
+            node_sample = await self._decode(msg)
+            if node_sample is not None:
+                by_node.setdefault(node_sample.node, []).append((msg, node_sample))
+        await asyncio.gather(*(self._handle_node(items) for items in by_node.values()))
+
+    async def _handle_node(self, items: list[tuple[Any, NodeSample]]) -> None:
+        decided: list[tuple[Any, Sequence[ScaleIntent]]] = []
+        for msg, node_sample in items:
+            intents = await self._decide_sample(msg, node_sample)
+            if intents is not None:
+                decided.append((msg, intents))
+        await asyncio.gather(*(self._publish_then_ack(msg, intents) for msg, intents in decided))
+
+    async def _decode(self, msg: Any) -> NodeSample | None:
+        try:
+            return decode(msg.data, NodeSample)
+        except CodecError as exc:
+            self.counters.invalid += 1
+            log.warning("invalid sample set aside: %s", sanitize(exc, 500),
+                        extra={"event": "sample_invalid", "subject": sanitize(msg.subject, 200)})  # fmt: skip
+            await msg.term()
+            return None
+
+    async def _decide_sample(self, msg: Any, sample: NodeSample) -> Sequence[ScaleIntent] | None:
+        self.counters.samples += 1
+        decision = await self._decide_with_state(sample)
+        if decision is None:
+            self.counters.retried += 1
+            await msg.nak(delay=RETRY_DELAY_S)
+            return None
+        if self._on_state_written is not None:
+            await self._on_state_written(sample)
+        if decision.ignored:
+            self.counters.stale += 1
+            log.info("sample %s ignored: %s", sample.sample_id, decision.ignored,
+                     extra={"event": "sample_ignored", "node": sample.node})  # fmt: skip
+        else:
+            self.counters.decisions += len(sample.containers)
+        return decision.intents
+
+    async def _decide_with_state(self, sample: NodeSample) -> Decision | None:
+        for _ in range(MAX_STATE_ATTEMPTS):
+            decision = decide(
+                sample, self._policy.view, self._store.states_for(sample.node), self._clock.now()
+            )
+            if not decision.state_changes:
+                return decision
+            conflicts = await self._store.write(sample.node, decision.state_changes)
+            if not conflicts:
+                return decision
+            # Another replica wrote first: read what it wrote and decide those containers again.
+            self.counters.conflicts += len(conflicts)
+            await self._store.refresh(sample.node, conflicts)
+        log.warning("state of %s kept changing under us; sample left for redelivery", sample.sample_id,
+                    extra={"event": "state_contended", "node": sample.node})  # fmt: skip
+        return None
+
+    async def _publish_then_ack(self, msg: Any, intents: Sequence[ScaleIntent]) -> None:
+        try:
+            futures = [
+                await self._js.publish_async(
+                    subjects.intents_subject(intent.node),
+                    encode(intent),
+                    headers={"Nats-Msg-Id": intent.intent_id},
+                )
+                for intent in intents
+            ]
+            await asyncio.gather(*futures)
+        except Exception as exc:
+            # Not stored: leave the sample for redelivery, which re-emits the same intents.
+            log.warning("publishing intents failed, sample will be redelivered: %s", sanitize(exc, 300),
+                        extra={"event": "intent_publish_failed"})  # fmt: skip
+            await _quietly(msg.nak(delay=RETRY_DELAY_S))
+            return
+        for intent in intents:
+            self.counters.intents += 1
+            log.info("%s", intent.reason.summary, extra={
+                "event": "intent", "node": intent.node, "vmid": intent.vmid,
+                "intent_id": intent.intent_id, "dry_run": intent.dry_run,
+                "policy_version": intent.policy_version, "replica": self._replica,
+            })  # fmt: skip
+        await msg.ack()
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception as exc:
+        log.debug("ignored: %s", exc)

@@ -1,0 +1,76 @@
+"""`decide`: one node sample in, intents and state changes out. Pure and deterministic:
+the same sample with the same state and policy always gives the same intents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.decider.policy.admission import Budget
+from services.decider.policy.container import SampleContext, decide_container
+from services.decider.policy.offpeak import is_off_peak
+from services.decider.policy.state import ContainerState
+from services.decider.policy.steps import behaviour_multiplier
+from services.decider.policy.view import PolicyView
+from shared.models import ContainerReading, NodeSample, ScaleIntent
+
+
+@dataclass(frozen=True)
+class Decision:
+    intents: tuple[ScaleIntent, ...] = ()
+    state_changes: Mapping[int, ContainerState] = field(default_factory=dict)  # by vmid
+    notes: Mapping[int, str] = field(default_factory=dict)  # why a container was left alone
+    ignored: str | None = None  # why the whole sample was ignored
+
+
+def decide(
+    sample: NodeSample,
+    view: PolicyView,
+    states: Mapping[int, ContainerState],
+    now: datetime,
+) -> Decision:
+    """`states` maps vmid to stored state for this sample's node; `now` is the decider's
+    clock, used for staleness and intent timestamps only — every window, cooldown and
+    off-peak hour is measured on the sample's own `taken_at`, so replicas agree."""
+    age_s = (now - sample.taken_at).total_seconds()
+    limit_s = view.stale_after_intervals * sample.interval_s
+    if age_s > limit_s:
+        return Decision(ignored=f"stale sample: taken {age_s:.0f}s ago, limit {limit_s:.0f}s")
+    defaults = view.defaults
+    off_peak = is_off_peak(sample.taken_at, view.zone, defaults.off_peak_start, defaults.off_peak_end)
+    ctx = SampleContext(
+        sample=sample,
+        view=view,
+        at=sample.taken_at.timestamp(),
+        now=now,
+        multiplier=behaviour_multiplier(defaults.behaviour, off_peak),
+        energy=defaults.energy_mode and off_peak,
+    )
+    budget = Budget.for_host(sample.host, defaults)
+    intents: list[ScaleIntent] = []
+    changes: dict[int, ContainerState] = {}
+    notes: dict[int, str] = {}
+    for reading in _most_saturated_first(sample.containers, view):
+        outcome = decide_container(reading, ctx, states.get(reading.vmid), budget)
+        if outcome.intent is not None:
+            intents.append(outcome.intent)
+        if outcome.state is not None:
+            changes[reading.vmid] = outcome.state
+        if outcome.note is not None:
+            notes[reading.vmid] = outcome.note
+    return Decision(intents=tuple(intents), state_changes=changes, notes=notes)
+
+
+def _most_saturated_first(
+    containers: tuple[ContainerReading, ...], view: PolicyView
+) -> list[ContainerReading]:
+    """When the node is short, the container furthest above its threshold is served first."""
+
+    def pressure(reading: ContainerReading) -> tuple[float, int]:
+        policy = view.policy_for(reading.vmid)
+        cpu = (reading.cpu_pct or 0.0) / max(policy.cpu_upper_threshold, 1.0)
+        memory = (reading.memory_pct or 0.0) / max(policy.memory_upper_threshold, 1.0)
+        return (-max(cpu, memory), reading.vmid)
+
+    return sorted(containers, key=pressure)

@@ -1,0 +1,36 @@
+"""The policy as the core reads it: the configuration plus operator pauses, with the
+per-container lookups cached so a decision costs a dictionary look-up, not a tier scan."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from services.decider.policy.pause import Pauses
+from shared.config import AutoscaleConfig, Defaults, ScalingPolicy
+
+
+class PolicyView:
+    def __init__(self, config: AutoscaleConfig, pauses: Pauses | None = None) -> None:
+        self.config = config
+        self.pauses = pauses or Pauses()
+        self.version: str = config.policy_version
+        self.defaults: Defaults = config.defaults
+        self.zone = ZoneInfo(config.defaults.timezone)
+        self.ignored = frozenset(config.defaults.ignore_lxc)
+        self.intent_ttl_s = config.decider.intent_ttl_s
+        self.stale_after_intervals = config.decider.stale_after_intervals
+        self.dry_run = config.defaults.dry_run
+        self._policies: dict[int, ScalingPolicy] = {}
+
+    def policy_for(self, vmid: int) -> ScalingPolicy:
+        policy = self._policies.get(vmid)
+        if policy is None:
+            policy = self._policies[vmid] = self.config.policy_for(vmid)
+        return policy
+
+    def with_pauses(self, pauses: Pauses) -> PolicyView:
+        """Same policy, new pauses (the cached look-ups are shared)."""
+        view = PolicyView.__new__(PolicyView)
+        view.__dict__.update(self.__dict__)
+        view.pauses = pauses
+        return view

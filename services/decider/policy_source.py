@@ -1,0 +1,105 @@
+"""The running policy: the configuration file (reloaded when its mtime changes) plus
+operator pauses from the KV bucket `autoscale_policy` (followed by a watcher).
+
+A file that fails validation on reload is reported and the previous policy stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.decider.policy import PauseEntry, Pauses, PolicyView
+from services.decider.policy.pause import GLOBAL_PAUSE_KEY, PAUSE_KEY_PREFIX
+from shared.config import AutoscaleConfig, ConfigError, load_config
+from shared.validation import sanitize
+
+log = logging.getLogger(__name__)
+
+
+class PolicySource:
+    def __init__(self, config: AutoscaleConfig, path: Path | None) -> None:
+        self._path = path
+        self._mtime = _mtime(path)
+        self._pauses: dict[str, PauseEntry] = {}
+        self.view = PolicyView(config)
+        self._watch_task: asyncio.Task[None] | None = None
+        self._watcher: Any = None
+
+    async def start(self, kv: Any) -> None:
+        await self.stop()
+        self._watcher = await kv.watch(f"{PAUSE_KEY_PREFIX}>")
+        self._watch_task = asyncio.create_task(self._follow(self._watcher))
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
+            self._watch_task = None
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()
+            self._watcher = None
+
+    def reload_if_changed(self) -> bool:
+        """Called periodically; returns True when a new policy took effect."""
+        mtime = _mtime(self._path)
+        if self._path is None or mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        try:
+            config = load_config(self._path)
+        except ConfigError as exc:
+            log.error("configuration reload refused, keeping policy %s: %s", self.view.version, exc,
+                      extra={"event": "policy_reload_failed"})  # fmt: skip
+            return False
+        previous = self.view.version
+        self.view = PolicyView(config, self.view.pauses)
+        log.info("policy reloaded: %s -> %s", previous, self.view.version,
+                 extra={"event": "policy_reloaded", "policy_version": self.view.version})  # fmt: skip
+        return True
+
+    async def _follow(self, watcher: Any) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            async for entry in watcher:
+                if entry is not None:
+                    self._apply(entry.key, entry.value, entry.operation)
+
+    def _apply(self, key: str, value: bytes | None, operation: str | None) -> None:
+        if operation in {"DEL", "PURGE"} or not value:
+            self._pauses.pop(key, None)
+        else:
+            try:
+                self._pauses[key] = PauseEntry.model_validate_json(value)
+            except ValidationError as exc:
+                log.warning("ignoring invalid pause %s: %s", sanitize(key), sanitize(exc, 300),
+                            extra={"event": "pause_invalid"})  # fmt: skip
+                return
+        self.view = self.view.with_pauses(_pauses_from(self._pauses))
+        log.info("pauses now %s", sorted(self._pauses), extra={"event": "pauses_changed"})
+
+
+def _pauses_from(entries: dict[str, PauseEntry]) -> Pauses:
+    containers: dict[tuple[str, int], PauseEntry] = {}
+    for key, entry in entries.items():
+        if key == GLOBAL_PAUSE_KEY:
+            continue
+        node, _, vmid = key[len(PAUSE_KEY_PREFIX):].partition(".")
+        if node and vmid.isdigit():
+            containers[(node, int(vmid))] = entry
+    return Pauses(global_entry=entries.get(GLOBAL_PAUSE_KEY), containers=containers)
+
+
+def _mtime(path: Path | None) -> float | None:
+    if path is None:
+        return None
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None

@@ -1,0 +1,319 @@
+"""The decider service against a real nats-server: samples in, intents out, state in KV."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats
+import pytest
+from support import reading, sample
+
+from services.decider.handler import StateWrittenHook
+from services.decider.policy import PauseEntry, decode_state
+from services.decider.service import DeciderService
+from shared import subjects
+from shared.codec import decode, encode
+from shared.config import AutoscaleConfig, parse_config
+from shared.models import ContainerReading, NodeSample, ScaleIntent
+from shared.provisioning import StreamSettings, provision
+
+FAST_REDELIVERY = StreamSettings(decider_ack_wait_s=1.0)
+
+
+def config_for(broker: Any, **defaults: Any) -> AutoscaleConfig:
+    document = {"DEFAULT": {"scale_down_stabilization_s": 20, **defaults}, "NATS": {"url": broker.url}}
+    return parse_config(document, env={})
+
+
+@dataclass
+class Replica:
+    service: DeciderService
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def halt(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)
+
+    async def kill(self) -> None:
+        """Die without acknowledging anything in flight: cancel and drop the connection."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        if self.service.nc is not None and not self.service.nc.is_closed:
+            await self.service.nc.close()
+
+
+@dataclass
+class Cluster:
+    broker: Any
+    nc: Any
+    replicas: list[Replica] = field(default_factory=list)
+
+    async def start(
+        self, config: AutoscaleConfig, name: str, hook: StateWrittenHook | None = None
+    ) -> Replica:
+        service = DeciderService(
+            config, replica_id=name, stream_settings=FAST_REDELIVERY, on_state_written=hook
+        )
+        stop = asyncio.Event()
+        replica = Replica(service, stop, asyncio.create_task(service.run(stop)))
+        self.replicas.append(replica)
+        await _until(lambda: _ready(service), what=f"replica {name} ready")
+        return replica
+
+    async def publish(self, node_sample: NodeSample) -> None:
+        await self.nc.jetstream().publish(subjects.metrics_subject(node_sample.node), encode(node_sample))
+
+    async def drained(self, timeout: float = 15) -> None:
+        js = self.nc.jetstream()
+
+        async def done() -> bool:
+            info = await js.consumer_info(subjects.METRICS_STREAM, subjects.DECIDER_CONSUMER)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await _until(done, timeout=timeout, what="every sample acknowledged")
+
+    async def intents(self) -> list[ScaleIntent]:
+        """Every intent stored so far (read off the work queue, as the actuator would)."""
+        js = self.nc.jetstream()
+        sub = await js.pull_subscribe(
+            subjects.INTENTS_ALL, durable="test-reader", stream=subjects.INTENTS_STREAM
+        )
+        found: list[ScaleIntent] = []
+        while True:
+            try:
+                batch = await sub.fetch(100, timeout=0.15)
+            except nats.errors.TimeoutError:
+                break
+            for msg in batch:
+                found.append(decode(msg.data, ScaleIntent))
+                await msg.ack_sync()
+        await sub.unsubscribe()
+        return found
+
+
+async def _ready(service: DeciderService) -> bool:
+    return service.handler is not None
+
+
+async def _until(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float = 10, what: str = "condition"
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def cluster(broker: Any) -> AsyncIterator[Cluster]:
+    client = await nats.connect(broker.url)
+    await provision(client.jetstream(), FAST_REDELIVERY)
+    group = Cluster(broker, client)
+    yield group
+    for replica in group.replicas:
+        with contextlib.suppress(Exception):
+            await replica.kill()
+    await client.close()
+
+
+def fresh(*containers: ContainerReading, **overrides: Any) -> NodeSample:
+    return sample(*containers, **{"taken_at": datetime.now(UTC), **overrides})
+
+
+# ------------------------------------------------------------------ basic flow
+
+
+async def test_a_busy_container_gets_an_intent_with_its_id_as_the_message_id(cluster: Cluster) -> None:
+    await cluster.start(config_for(cluster.broker), "r1")
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102)))
+    await cluster.drained()
+    (intent,) = await cluster.intents()
+    assert (intent.vmid, intent.target.cores) == (101, 4)
+    assert intent.source_id == "pve1:boot-a:1"
+    kv = await cluster.nc.jetstream().key_value(subjects.STATE_BUCKET)
+    state = decode_state((await kv.get(subjects.state_key("pve1", 101))).value)
+    assert state.pending is not None and state.pending.intent.intent_id == intent.intent_id
+    with pytest.raises(nats.js.errors.KeyNotFoundError):
+        await kv.get(subjects.state_key("pve1", 102))  # nothing to do, nothing written
+
+
+async def test_a_malformed_sample_is_set_aside_and_the_replica_goes_on(cluster: Cluster) -> None:
+    replica = await cluster.start(config_for(cluster.broker), "r1")
+    js = cluster.nc.jetstream()
+    await js.publish(subjects.metrics_subject("pve1"), b"\xc1 not msgpack")
+    await js.publish(subjects.metrics_subject("pve1"), encode(reading(101)))  # valid msgpack, wrong model
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0)))
+    await cluster.drained()
+    assert [i.vmid for i in await cluster.intents()] == [101]
+    assert replica.service.handler is not None
+    assert replica.service.handler.counters.invalid == 2
+
+
+async def test_a_stale_sample_gives_no_intent(cluster: Cluster) -> None:
+    await cluster.start(config_for(cluster.broker), "r1")
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    await cluster.publish(fresh(reading(101, cpu_pct=0.0, cores=4), taken_at=old))
+    await cluster.drained()
+    assert await cluster.intents() == []
+
+
+async def test_a_pause_written_to_the_policy_bucket_takes_effect_without_restart(cluster: Cluster) -> None:
+    replica = await cluster.start(config_for(cluster.broker), "r1")
+    kv = await cluster.nc.jetstream().key_value(subjects.POLICY_BUCKET)
+    await kv.put(
+        "pause.pve1.101", PauseEntry(mode="scale-up", reason="maintenance").model_dump_json().encode()
+    )
+    await _until(lambda: _paused(replica), what="pause seen")
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102, cpu_pct=95.0)))
+    await cluster.drained()
+    assert [i.vmid for i in await cluster.intents()] == [102]
+
+
+async def _paused(replica: Replica) -> bool:
+    return not replica.service.policy.view.pauses.empty
+
+
+async def test_the_config_file_is_reloaded_when_it_changes(cluster: Cluster, tmp_path: Any) -> None:
+    path = tmp_path / "autoscale.yaml"
+    path.write_text(f"DEFAULT:\n  dry_run: false\nNATS:\n  url: {cluster.broker.url}\n")
+    config = parse_config({"DEFAULT": {"dry_run": False}, "NATS": {"url": cluster.broker.url}}, env={})
+    service = DeciderService(config, config_path=path)
+    before = service.policy.view.version
+    path.write_text(f"DEFAULT:\n  dry_run: true\nNATS:\n  url: {cluster.broker.url}\n")
+    import os
+
+    os.utime(path, (1, 1))
+    assert service.policy.reload_if_changed() is True
+    assert service.policy.view.dry_run is True
+    assert service.policy.view.version != before
+    path.write_text("DEFAULT:\n  min_cores: 9\n  max_cores: 2\n")  # invalid: kept the old policy
+    os.utime(path, (2, 2))
+    assert service.policy.reload_if_changed() is False
+    assert service.policy.view.dry_run is True
+
+
+# ------------------------------------------------------------------ replicas
+
+
+def scenario_cycle(
+    cycle: int, sizes: dict[tuple[str, int], tuple[int, int]], start: datetime, boot: str
+) -> list[NodeSample]:
+    """A demo-like load: on each of three nodes, one container ramps up, one idles, one is steady."""
+    load = {101: min(99.0, 60.0 + 10 * cycle), 102: 2.0, 103: 50.0}
+    memory = {101: 85.0 if cycle % 3 == 0 else 50.0, 102: 5.0, 103: 50.0}
+    samples = []
+    for node in ("pve1", "pve2", "pve3"):
+        readings = [
+            reading(vmid, cores=sizes[(node, vmid)][0], memory_mb=sizes[(node, vmid)][1],
+                    cpu_pct=load[vmid], memory_pct=memory[vmid])
+            for vmid in (101, 102, 103)
+        ]  # fmt: skip
+        samples.append(
+            sample(
+                *readings, node=node, seq=cycle, boot_id=boot, taken_at=start + timedelta(seconds=10 * cycle)
+            )
+        )
+    return samples
+
+
+async def run_scenario(
+    cluster: Cluster, boot: str, cycles: int = 8
+) -> set[tuple[str, int, int, int, int, int, int]]:
+    start = datetime.now(UTC)
+    sizes = {(n, v): (2, 2048) for n in ("pve1", "pve2", "pve3") for v in (101, 102, 103)}
+    seen: set[tuple[str, int, int, int, int, int, int]] = set()
+    for cycle in range(1, cycles + 1):
+        for node_sample in scenario_cycle(cycle, sizes, start, boot):
+            await cluster.publish(node_sample)
+        await cluster.drained()
+        for intent in await cluster.intents():
+            sizes[(intent.node, intent.vmid)] = (intent.target.cores, intent.target.memory_mb)  # "applied"
+            seen.add((intent.node, intent.vmid, intent.expected.cores, intent.expected.memory_mb,
+                      intent.target.cores, intent.target.memory_mb, cycle))  # fmt: skip
+    return seen
+
+
+async def test_three_replicas_decide_exactly_what_one_replica_decides(broker: Any) -> None:
+    results = []
+    for count in (1, 3):
+        client = await nats.connect(broker.url)
+        js = client.jetstream()
+        for bucket in (subjects.STATE_BUCKET,):
+            with contextlib.suppress(Exception):
+                await js.delete_key_value(bucket)
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(subjects.METRICS_STREAM, subjects.DECIDER_CONSUMER)
+        await provision(js, FAST_REDELIVERY)
+        group = Cluster(broker, client)
+        for index in range(count):
+            await group.start(config_for(broker), f"r{index}")
+        # A new collector boot per run, so the second run's intents are not deduplicated
+        # against the first run's by the intents stream.
+        results.append(await run_scenario(group, boot=f"boot-{count}"))
+        for replica in group.replicas:
+            await replica.halt()
+        await client.close()
+    one, three = results
+    assert len(one) >= 6  # scale-ups, scale-downs after the window, memory both ways
+    assert three == one
+
+
+async def test_a_replica_killed_mid_decision_loses_nothing_and_duplicates_nothing(cluster: Cluster) -> None:
+    stuck = asyncio.Event()
+
+    async def die_after_writing_state(_: NodeSample) -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # hang like a frozen process, never publishing or acking
+
+    doomed = await cluster.start(config_for(cluster.broker), "doomed", hook=die_after_writing_state)
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102, memory_pct=90.0)))
+    await asyncio.wait_for(stuck.wait(), 10)
+    await doomed.kill()
+    survivor = await cluster.start(config_for(cluster.broker), "survivor")
+    await cluster.drained()
+    intents = await cluster.intents()
+    assert sorted((i.vmid, i.target.cores, i.target.memory_mb) for i in intents) == [
+        (101, 4, 1024),
+        (102, 2, 2730),
+    ]
+    assert survivor.service.handler is not None
+    assert survivor.service.handler.counters.samples == 1
+
+
+async def test_a_redelivered_sample_gives_no_duplicate_intent(cluster: Cluster) -> None:
+    await cluster.start(config_for(cluster.broker), "r1")
+    await cluster.start(config_for(cluster.broker), "r2")
+    node_sample = fresh(reading(101, cpu_pct=95.0))
+    await cluster.publish(node_sample)
+    await cluster.drained()
+    js = cluster.nc.jetstream()
+    # The same sample again under a new stream sequence, as after a collector retry.
+    await js.publish(subjects.metrics_subject("pve1"), encode(node_sample))
+    await cluster.drained()
+    assert len(await cluster.intents()) == 1
+    assert (await js.stream_info(subjects.INTENTS_STREAM)).state.messages == 0
+
+
+async def test_the_replica_survives_a_broker_restart(cluster: Cluster) -> None:
+    await cluster.start(config_for(cluster.broker), "r1")
+    cluster.broker.restart()
+    await _until(lambda: _published(cluster, fresh(reading(101, cpu_pct=95.0))), timeout=15,
+                 what="JetStream back after the restart")  # fmt: skip
+    await cluster.drained(timeout=20)
+    assert [i.vmid for i in await cluster.intents()] == [101]
+
+
+async def _published(cluster: Cluster, node_sample: NodeSample) -> bool:
+    try:
+        await cluster.publish(node_sample)
+    except Exception:  # JetStream is not ready in the first moments after a restart
+        return False
+    return True
