@@ -72,7 +72,13 @@ def build(root: Path, containers: int) -> SimNode:
         ContainerSpec(FIRST_VMID + i, f"ct{i}", cores=1 + i % 4, memory_mb=512 * (1 + i % 8))
         for i in range(containers)
     ]
-    return build_node(root, node_name="pve1", host_cores=64, host_memory_mb=512 * 1024, containers=specs)
+    node = build_node(root, node_name="pve1", host_cores=64, host_memory_mb=512 * 1024, containers=specs)
+    # Steady state: on a real node most configs were last edited long ago. A config
+    # younger than 2 s is re-read every cycle (mtimes in /etc/pve have 1 s resolution).
+    old = time.time() - 60
+    for conf in (root / "etc" / "pve" / "lxc").glob("*.conf"):
+        os.utime(conf, (old, old))
+    return node
 
 
 def measure_cycle(root: Path, runs: int) -> dict[str, float]:
