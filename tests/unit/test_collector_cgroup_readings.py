@@ -372,3 +372,34 @@ def test_a_same_size_edit_within_the_mtime_resolution_is_not_missed(tree: V2Tree
     path.write_text(path.read_text().replace("cores: 2", "cores: 3"))
     os.utime(path, (stamp, stamp))
     assert source.read().containers[0].conf.cores == 3
+
+
+def _age(path: Path, seconds: float = 60) -> None:
+    """Make a config look edited long ago, as most are on a real node."""
+    stamp = path.stat().st_mtime - seconds
+    os.utime(path, (stamp, stamp))
+
+
+def test_a_resize_is_measured_against_the_new_limit_even_after_the_limit_was_reused(tree: V2Tree) -> None:
+    tree.container(101, memory=1024, used_mb=512)
+    _age(tree.conf_path(101))
+    harness = Harness(tree)
+    assert harness.reading(101).memory_pct == pytest.approx(50.0, abs=0.1)
+    assert harness.reading(101, 10).memory_pct == pytest.approx(50.0, abs=0.1)
+    # What `pct set 101 -memory 2048` does: the config, then memory.max on the running cgroup.
+    tree.conf_path(101).write_text(tree.conf_path(101).read_text().replace("memory: 1024", "memory: 2048"))
+    tree.write(101, "memory.max", f"{2048 * 1024 * 1024}\n")
+    assert harness.reading(101, 10).memory_pct == pytest.approx(25.0, abs=0.1)
+
+
+def test_a_restarted_container_has_its_limit_read_again(tree: V2Tree) -> None:
+    tree.container(101, memory=1024, used_mb=512)
+    _age(tree.conf_path(101))
+    harness = Harness(tree)
+    harness.reading(101)
+    tree.add_usage(101, 5 * SECOND)
+    harness.reading(101, 10)
+    shutil.rmtree(tree.cgroup(101))  # stopped, then started with a new cgroup and another limit
+    tree.start(101, memory=512)
+    tree.set_memory(101, used_mb=128)
+    assert harness.reading(101, 10).memory_pct == pytest.approx(25.0, abs=0.1)

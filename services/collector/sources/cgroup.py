@@ -45,6 +45,14 @@ _MTIME_TRUST_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
+class _KnownLimit:
+    conf: ConfValues
+    inode: int
+    memory_max: int
+    usage_usec: int
+
+
+@dataclass(frozen=True, slots=True)
 class _CachedConf:
     key: tuple[int, int, int]  # inode, size, mtime in ns
     trusted: bool
@@ -66,10 +74,12 @@ class CgroupSource:
         # Compared with file modification times only, so it is the file system's clock.
         self._wall_clock = wall_clock
         self._conf_cache: dict[str, _CachedConf] = {}
-        # vmid -> (config it was read with, cgroup inode, memory.max). Proxmox changes
-        # memory.max only when it applies a config change or starts the container, so
-        # while both are unchanged the limit is too, and three system calls are saved.
-        self._limits: dict[int, tuple[ConfValues, int, int | MissingReason]] = {}
+        # vmid -> (config it was read with, cgroup inode, memory.max, cpu usage then).
+        # Proxmox changes memory.max only when it applies a config change or starts the
+        # container, so while the config is unchanged and the container has not restarted
+        # (same cgroup inode, CPU counter not gone down) the limit is too: three system
+        # calls saved per container and cycle.
+        self._limits: dict[int, _KnownLimit] = {}
         self._trusted: set[int] = set()  # ids of this cycle's configs old enough to trust
 
     def read(self) -> RawNode:
@@ -77,18 +87,20 @@ class CgroupSource:
         node = RawNode(host_cores=cores, host_memory_mb=memory_mb)
         confs = self._configs(node.skipped)
         cgroups = self._cgroup_dirs()
-        limits: dict[int, tuple[ConfValues, int, int | MissingReason]] = {}
+        limits: dict[int, _KnownLimit] = {}
         for vmid, conf in confs.items():
             where = cgroups.get(vmid)
             if where is None:
                 node.containers.append(RawContainer(vmid, conf, running=False))
                 continue
             known = self._limits.get(vmid)
-            limit = known[2] if known and known[0] is conf and known[1] == where[1] else None
-            raw = _read_cgroup(vmid, conf, where[0], where[1], limit)
+            if known is not None and (known.conf is not conf or known.inode != where[1]):
+                known = None
+            raw = _read_cgroup(vmid, conf, where[0], where[1], known)
             node.containers.append(raw)
-            if id(conf) in self._trusted and isinstance(raw.memory_max, int):
-                limits[vmid] = (conf, where[1], raw.memory_max)
+            usage = raw.cpu_usage_usec
+            if id(conf) in self._trusted and isinstance(raw.memory_max, int) and isinstance(usage, int):
+                limits[vmid] = _KnownLimit(conf, where[1], raw.memory_max, usage)
         self._limits = limits  # only running containers: bounded
         return node
 
@@ -226,7 +238,7 @@ def _read_cgroup(
     conf: ConfValues,
     path: str,
     inode: int,
-    known_limit: int | MissingReason | None = None,
+    known: _KnownLimit | None = None,
     _open: Callable[..., int] = os.open,
     _read: Callable[[int, int], bytes] = os.read,
     _close: Callable[[int], None] = os.close,
@@ -239,10 +251,15 @@ def _read_cgroup(
     would cost two more system calls each, a tenth of the cycle at 1,000 containers."""
     found: list[bytes | MissingReason] = []
     prefix = path + "/"
+    known_limit: int | None = None
+    usage: int | MissingReason | None = None  # parsed early only when a known limit needs it
     for name, size in _CGROUP_FILES:
-        if known_limit is not None and name == "memory.max":
-            found.append(b"")  # placeholder: the known limit is used below
-            continue
+        if known is not None and name == "memory.max":
+            usage = found[0] if isinstance(found[0], str) else parse_keyed(found[0], b"usage_usec")
+            if isinstance(usage, int) and usage >= known.usage_usec:
+                known_limit = known.memory_max  # same config, no restart: same limit
+                found.append(b"")
+                continue
         try:
             fd = _open(prefix + name, _FILE_FLAGS)
         except OSError as exc:
@@ -262,7 +279,11 @@ def _read_cgroup(
         conf,
         True,
         inode,
-        cpu_stat if isinstance(cpu_stat, str) else parse_keyed(cpu_stat, b"usage_usec"),
+        usage
+        if usage is not None
+        else cpu_stat
+        if isinstance(cpu_stat, str)
+        else parse_keyed(cpu_stat, b"usage_usec"),
         None,
         current if isinstance(current, str) else parse_counter(current),
         known_limit if known_limit is not None else limit if isinstance(limit, str) else parse_limit(limit),
