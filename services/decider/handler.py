@@ -61,21 +61,24 @@ class SampleHandler:
 
     async def handle_batch(self, messages: Sequence[Any]) -> None:
         """Samples of one node are decided in order; different nodes touch different
-        keys, so they are decided concurrently and their round trips overlap."""
-        by_node: dict[str, list[tuple[Any, NodeSample]]] = {}
+        keys, so they are decided concurrently and their round trips overlap.
+
+        Messages are grouped by subject (one subject per node) and decoded inside each
+        node's task, so the first node's intents go out while later ones are still being
+        decoded: a sample does not wait for the whole batch."""
+        by_subject: dict[str, list[Any]] = {}
+        for msg in messages:
+            by_subject.setdefault(msg.subject, []).append(msg)
+        await asyncio.gather(*(self._handle_node(msgs) for msgs in by_subject.values()))
+
+    async def _handle_node(self, messages: list[Any]) -> None:
         for msg in messages:
             node_sample = await self._decode(msg)
-            if node_sample is not None:
-                by_node.setdefault(node_sample.node, []).append((msg, node_sample))
-        await asyncio.gather(*(self._handle_node(items) for items in by_node.values()))
-
-    async def _handle_node(self, items: list[tuple[Any, NodeSample]]) -> None:
-        decided: list[tuple[Any, Sequence[ScaleIntent]]] = []
-        for msg, node_sample in items:
+            if node_sample is None:
+                continue
             intents = await self._decide_sample(msg, node_sample)
             if intents is not None:
-                decided.append((msg, intents))
-        await asyncio.gather(*(self._publish_then_ack(msg, intents) for msg, intents in decided))
+                await self._publish_then_ack(msg, intents)
 
     async def _decode(self, msg: Any) -> NodeSample | None:
         try:
