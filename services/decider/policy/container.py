@@ -16,6 +16,7 @@ from services.decider.policy.proposal import RESOURCES, Proposal, Resource
 from services.decider.policy.reason import explain
 from services.decider.policy.state import EMPTY_STATE, ContainerState, PendingIntent, ResourceState
 from services.decider.policy.threshold import threshold_step
+from services.decider.policy.thresholds import is_above, is_below
 from services.decider.policy.timing import cooling_down_down, cooling_down_up, warming_up
 from services.decider.policy.view import PolicyView
 from shared.config import ScalingPolicy
@@ -49,6 +50,8 @@ def decide_container(
         return NOTHING
     if reading.lock:
         return Outcome(note=f"locked ({reading.lock}): left alone")
+    if stored is None and not ctx.energy and _inside_dead_band(reading, ctx.view.policy_for(reading.vmid)):
+        return NOTHING  # the common case, answered without building any proposal
     state = stored or EMPTY_STATE
     replay = _replayed(state, ctx, budget)
     if replay is not None:
@@ -62,6 +65,21 @@ def decide_container(
     if blocked.everything:
         return Outcome(note="paused")
     return _decide_resources(reading, ctx, state, policy, blocked, budget)
+
+
+def _inside_dead_band(reading: ContainerReading, policy: ScalingPolicy) -> bool:
+    """Threshold mode with both readings between the thresholds: no step either way, and
+    with no stored state there is no window or cooldown to update."""
+    cpu, memory = reading.cpu_pct, reading.memory_pct
+    if policy.scaling_mode != "threshold" or cpu is None or memory is None:
+        return False
+    tolerance = policy.tolerance
+    return not (
+        is_above(cpu, policy.cpu_upper_threshold, tolerance)
+        or is_below(cpu, policy.cpu_lower_threshold, tolerance)
+        or is_above(memory, policy.memory_upper_threshold, tolerance)
+        or is_below(memory, policy.memory_lower_threshold, tolerance)
+    )
 
 
 def _decide_resources(
