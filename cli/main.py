@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decider": ("services.decider.main", "turn node samples into scale intents (any number of replicas)"),
     "actuator": ("services.actuator.main", "apply scale intents with validated pct commands"),
     "decide": ("services.decider.cli", "run the decision core once on a sample file and print JSON"),
+    "pause": ("services.decider.pause_cli", "pause scaling globally or for one container (--resume to undo)"),
     "events": ("services.actuator.events_cli", "print scaling events from the events stream"),
     "rollback": ("services.actuator.rollback_cli", "restore containers to the sizes they had before"),
     "setup": ("cli.setup", "create the streams, consumers and buckets (idempotent)"),
