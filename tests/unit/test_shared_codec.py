@@ -54,7 +54,7 @@ def test_the_intent_id_is_deterministic_and_tied_to_its_content() -> None:
 def test_an_unknown_schema_version_is_refused_with_a_clear_error() -> None:
     raw = msgpack.unpackb(encode(_intent()))
     raw["schema_version"] = 2
-    with pytest.raises(CodecError, match="unsupported schema_version 2.*understands 1"):
+    with pytest.raises(CodecError, match=r"unsupported schema_version 2.*understands 1"):
         decode(msgpack.packb(raw), ScaleIntent)
     del raw["schema_version"]
     with pytest.raises(CodecError, match="unsupported schema_version None"):

@@ -54,7 +54,8 @@ def test_an_unset_variable_without_default_is_reported() -> None:
 
 def test_legacy_environment_overrides_win_over_the_file() -> None:
     config = load_config(
-        FIXTURE, env={"SSH_SECRET": "x", "LXC_AUTOSCALE_SSH_PASSWORD": "from-env", "LXC_AUTOSCALE_MAX_CORES": "8"}
+        FIXTURE,
+        env={"SSH_SECRET": "x", "LXC_AUTOSCALE_SSH_PASSWORD": "from-env", "LXC_AUTOSCALE_MAX_CORES": "8"},
     )
     assert config.defaults.ssh_password is not None
     assert config.defaults.ssh_password.get_secret_value() == "from-env"
@@ -102,7 +103,10 @@ def test_invalid_yaml_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
 
 def test_the_last_tier_listing_a_container_wins_with_a_warning() -> None:
     config = parse_config(
-        {"TIER_a": {"lxc_containers": [101], "max_cores": 3}, "TIER_b": {"lxc_containers": [101], "max_cores": 6}},
+        {
+            "TIER_a": {"lxc_containers": [101], "max_cores": 3},
+            "TIER_b": {"lxc_containers": [101], "max_cores": 6},
+        },
         env={},
     )
     assert config.policy_for(101).max_cores == 6
@@ -123,7 +127,9 @@ def test_remote_mode_without_a_host_is_refused() -> None:
         parse_config({"DEFAULT": {"use_remote_proxmox": True, "proxmox_host": "pve; rm -rf /"}}, env={})
 
 
-def test_config_check_command_reports_ok_and_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_command_reports_ok_and_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from cli.main import main
 
     assert main(["config", "check", str(FIXTURE)]) == 0
