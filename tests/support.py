@@ -46,3 +46,16 @@ def sample(*containers: ContainerReading, **overrides: Any) -> NodeSample:
     }
     values.update(overrides)
     return NodeSample(**values)
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module a Python source imports (for the pure-core import rule tests)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.decider.kv_watch import stop_following
 from services.decider.policy import PauseEntry, Pauses, PolicyView
 from services.decider.policy.pause import GLOBAL_PAUSE_KEY, PAUSE_KEY_PREFIX
 from shared.config import AutoscaleConfig, ConfigError, load_config
@@ -37,15 +38,8 @@ class PolicySource:
         self._watch_task = asyncio.create_task(self._follow(self._watcher))
 
     async def stop(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
-            self._watch_task = None
-        if self._watcher is not None:
-            with contextlib.suppress(Exception):
-                await self._watcher.stop()
-            self._watcher = None
+        await stop_following(self._watch_task, self._watcher)
+        self._watch_task = self._watcher = None
 
     def reload_if_changed(self) -> bool:
         """Called periodically; returns True when a new policy took effect."""

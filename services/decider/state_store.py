@@ -8,13 +8,13 @@ another replica wrote first: the caller refreshes that key and decides again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
+from services.decider.kv_watch import stop_following
 from services.decider.policy import ContainerState, decode_state, encode_state
 from shared import subjects
 from shared.validation import sanitize
@@ -133,12 +133,5 @@ class StateStore:
         self._states.get(node, {}).pop(vmid, None)
 
     async def _stop_watch(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
-            self._watch_task = None
-        if self._watcher is not None:
-            with contextlib.suppress(Exception):
-                await self._watcher.stop()
-            self._watcher = None
+        await stop_following(self._watch_task, self._watcher)
+        self._watch_task = self._watcher = None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.support import imported_modules
 
 PURE = ["commands", "retry", "result", "precondition", "event_builder", "event_format", "records"]
 FORBIDDEN = {"asyncio", "nats", "os", "time", "subprocess", "socket", "paramiko", "tenacity", "shared.clock"}
@@ -14,13 +15,7 @@ ROOT = Path(__file__).resolve().parents[2] / "services" / "actuator"
 
 @pytest.mark.parametrize("module", PURE)
 def test_pure_modules_import_nothing_that_does_io_or_reads_the_clock(module: str) -> None:
-    tree = ast.parse((ROOT / f"{module}.py").read_text())
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
+    imported = imported_modules((ROOT / f"{module}.py").read_text())
     bad = {name for name in imported if name in FORBIDDEN or name.split(".")[0] in FORBIDDEN}
     assert bad == set()
 

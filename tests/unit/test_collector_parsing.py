@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from services.collector.parsing import (
 )
 from services.collector.sources.base import SourceError
 from services.collector.sources.detect import detect_source
+from tests.support import imported_modules
 
 COLLECTOR = Path(__file__).parents[2] / "services" / "collector"
 
@@ -124,12 +124,6 @@ FORBIDDEN = {"asyncio", "nats", "os", "time", "datetime", "subprocess", "socket"
 
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_pure_modules_import_no_io_clock_or_environment(module: str) -> None:
-    tree = ast.parse((COLLECTOR / module).read_text())
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
+    imported = imported_modules((COLLECTOR / module).read_text())
     roots = {name.split(".")[0] for name in imported} | imported
     assert not roots & FORBIDDEN

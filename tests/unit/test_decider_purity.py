@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import imported_modules
+
 POLICY_DIR = Path(__file__).resolve().parents[2] / "services" / "decider" / "policy"
 FORBIDDEN_MODULES = {
     "asyncio", "nats", "os", "time", "socket", "subprocess", "threading", "random",
@@ -18,13 +20,7 @@ MODULES = sorted(POLICY_DIR.glob("*.py"))
 
 
 def _imports(tree: ast.AST) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
+    return imported_modules(ast.unparse(tree))
 
 
 def test_the_policy_package_has_modules() -> None:
