@@ -131,7 +131,7 @@ async def through_nats(url: str, total: int, rate: float | None) -> dict[str, fl
     latencies = sorted(
         (received[f"n{seq % NODES}:boot-a:{seq}"] - published[seq]) * 1000 for seq in published
     )
-    stored = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
+    stored = await _settled_count(js)
     await nc.close()
     return {
         "decisions_per_s": total * CONTAINERS / elapsed,
@@ -139,6 +139,19 @@ async def through_nats(url: str, total: int, rate: float | None) -> dict[str, fl
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "duplicates": stored - len(received),
     }
+
+
+async def _settled_count(js: Any) -> int:
+    """Intents stored in the stream, once the count stops moving: a core subscriber can
+    see an intent a moment before the stream's count includes it."""
+    count = -1
+    for _ in range(40):
+        now = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
+        if now == count:
+            return now
+        count = now
+        await asyncio.sleep(0.05)
+    return count
 
 
 async def nats_run(replicas: int, total: int, rate: float | None, batch: int) -> dict[str, float]:
