@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,10 @@ def test_run_stops_on_an_event(tmp_path: Path) -> None:
     node = make(tmp_path, ContainerSpec(101, "web1", 2, 1024))
     stop = threading.Event()
     stop.set()
+    started = time.monotonic()
     WorkloadDriver(node, {101: steady(1.0, 100)}, Clock()).run(stop, tick_s=0.01)
+    assert time.monotonic() - started < 1.0
+    assert cpu_stat(node, 101)["usage_usec"] == 0  # stopped before its first tick
 
 
 def test_meminfo_reflects_container_memory(tmp_path: Path) -> None:
