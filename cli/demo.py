@@ -156,14 +156,14 @@ class Demo:
             )
         self.group.start("collector", ["cli.main", "collector", *common])
 
-    async def watch(self, url: str) -> int:
+    async def watch(self, url: str, config_path: Path) -> int:
         import nats
 
         nc = await nats.connect(url, max_reconnect_attempts=-1)
         await provision(nc.jetstream())
         await nc.subscribe(subjects.EVENTS_ALL, cb=self._on_event)
         await nc.subscribe(subjects.INTENTS_ALL, cb=self._on_intent)
-        self.start_services(url, self.args.config_path)
+        self.start_services(url, config_path)
         try:
             return await self._wait_until_done()
         finally:
@@ -220,8 +220,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     status = 1
     try:
-        url, args.config_path = demo.prepare()
-        status = asyncio.run(demo.watch(url))
+        url, config_path = demo.prepare()
+        status = asyncio.run(demo.watch(url, config_path))
     except KeyboardInterrupt:
         print("demo: interrupted", flush=True)
         status = 130

@@ -129,8 +129,6 @@ async def _ensure_consumer(js: Any, stream: str, config: ConsumerConfig) -> None
 async def _ensure_bucket(js: Any, config: KeyValueConfig) -> None:
     try:
         await js.key_value(config.bucket)
-    except (NotFoundError, Exception) as exc:  # nats-py raises BucketNotFoundError here
-        if type(exc).__name__ not in {"BucketNotFoundError", "NotFoundError"}:
-            raise
+    except NotFoundError:  # nats-py raises its subclass BucketNotFoundError
         await js.create_key_value(config)
         log.info("created bucket %s", config.bucket, extra={"event": "bucket_created"})
