@@ -29,7 +29,7 @@ from cli.processes import ProcessGroup
 from shared import subjects
 from shared.codec import CodecError, decode
 from shared.embedded_broker import EmbeddedBroker, start_broker
-from shared.event_text import describe_event
+from shared.event_text import format_line
 from shared.models import ScaleEvent, ScaleIntent
 from shared.provisioning import provision
 
@@ -179,7 +179,7 @@ class Demo:
         self.tally.scale_up += int(event.scaled_up)
         self.tally.scale_down += int(event.scaled_down)
         self.tally.last_activity = time.monotonic()
-        print(describe_event(event), flush=True)
+        print(format_line(event), flush=True)
 
     async def _on_intent(self, msg: Any) -> None:
         with contextlib.suppress(CodecError):

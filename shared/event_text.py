@@ -1,15 +1,11 @@
-"""One readable line per scaling event, for terminals (demo, `events`)."""
+"""One readable line per scaling event, for terminals (`lxc-autoscale events`, the demo)."""
 
 from __future__ import annotations
 
-from shared.models import ResourceSize, ScaleEvent
+from datetime import UTC
+
+from shared.models import ScaleEvent
 from shared.validation import sanitize
-
-
-def _sizes(before: ResourceSize | None, after: ResourceSize | None) -> str:
-    if before is None or after is None:
-        return ""
-    return f" cores {before.cores}→{after.cores} memory {before.memory_mb}→{after.memory_mb} MB"
 
 
 def direction(event: ScaleEvent) -> str:
@@ -17,18 +13,26 @@ def direction(event: ScaleEvent) -> str:
         return "resize"
     if event.scaled_up:
         return "scale-up"
-    if event.scaled_down:
-        return "scale-down"
-    return event.detail
+    return "scale-down" if event.scaled_down else "no-change"
 
 
-def describe_event(event: ScaleEvent) -> str:
-    stamp = event.occurred_at.strftime("%Y-%m-%d %H:%M:%S")
-    target = event.after if event.outcome == "applied" else event.target
-    why = f" ({sanitize(event.reason.summary, 160)})" if event.reason else ""
-    extra = f": {sanitize(event.message, 200)}" if event.message and event.outcome != "applied" else ""
-    dry = " [dry-run]" if event.dry_run else ""
-    return (
-        f"{stamp} {event.node}/{event.vmid} {event.outcome} {direction(event)}"
-        f"{_sizes(event.before, target)}{why}{extra}{dry} [intent {event.intent_id[:8]}]"
-    )
+def format_line(event: ScaleEvent) -> str:
+    """One readable line, times in UTC, e.g. `2026-01-05 12:00:03 pve1/101 applied scale-up
+    cores 2→3 memory 1024→1024 MB (cpu 95% > 80%) [intent 3f2a1b0c…]`."""
+    stamp = event.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    parts = [stamp, f"{event.node}/{event.vmid}", event.outcome]
+    if event.dry_run:
+        parts.append("[dry-run]")
+    if event.outcome == "applied" and event.before is not None and event.after is not None:
+        parts.append(
+            f"{direction(event)} cores {event.before.cores}→{event.after.cores} "
+            f"memory {event.before.memory_mb}→{event.after.memory_mb} MB"
+        )
+    else:
+        parts.append(f"{event.detail}: {event.message}" if event.message else event.detail)
+    if event.reason is not None:
+        parts.append(f"({event.reason.summary})")
+    if event.attempts > 1:
+        parts.append(f"after {event.attempts} attempts")
+    parts.append(f"[intent {event.intent_id[:8]}…]")
+    return sanitize(" ".join(parts), limit=2000)

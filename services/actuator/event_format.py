@@ -1,12 +1,9 @@
-"""How `lxc-autoscale events` shows an event, and how it reads --since. Pure."""
+"""How `lxc-autoscale events` reads --since. Pure. (Lines are formatted by shared.event_text.)"""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-
-from shared.models import ScaleEvent
-from shared.validation import sanitize
 
 _RELATIVE = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -25,33 +22,3 @@ def parse_since(text: str, now: datetime) -> datetime:
     if moment > now:
         raise ValueError(f"--since {text!r} is in the future")
     return moment
-
-
-def direction(event: ScaleEvent) -> str:
-    if event.scaled_up and event.scaled_down:
-        return "resize"
-    if event.scaled_up:
-        return "scale-up"
-    return "scale-down" if event.scaled_down else "no-change"
-
-
-def format_line(event: ScaleEvent) -> str:
-    """One readable line, times in UTC, e.g. `2026-01-05 12:00:03 pve1/101 applied scale-up
-    cores 2→3 memory 1024→1024 MB (cpu 95% > 80%) [intent 3f2a1b0c…]`."""
-    stamp = event.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    parts = [stamp, f"{event.node}/{event.vmid}", event.outcome]
-    if event.dry_run:
-        parts.append("[dry-run]")
-    if event.outcome == "applied" and event.before is not None and event.after is not None:
-        parts.append(
-            f"{direction(event)} cores {event.before.cores}→{event.after.cores} "
-            f"memory {event.before.memory_mb}→{event.after.memory_mb} MB"
-        )
-    else:
-        parts.append(f"{event.detail}: {event.message}" if event.message else event.detail)
-    if event.reason is not None:
-        parts.append(f"({event.reason.summary})")
-    if event.attempts > 1:
-        parts.append(f"after {event.attempts} attempts")
-    parts.append(f"[intent {event.intent_id[:8]}…]")
-    return sanitize(" ".join(parts), limit=2000)

@@ -11,9 +11,10 @@ from typing import Any
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from services.actuator.event_format import format_line, parse_since
+from services.actuator.event_format import parse_since
 from shared import subjects
 from shared.codec import CodecError, decode
+from shared.event_text import format_line
 from shared.models import ScaleEvent
 from shared.nats_settings import connect
 from shared.service_config import add_common_arguments, start_service

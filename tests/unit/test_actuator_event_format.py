@@ -8,7 +8,8 @@ import pytest
 from actuator_harness import intent
 
 from services.actuator.event_builder import build_event
-from services.actuator.event_format import format_line, parse_since
+from services.actuator.event_format import parse_since
+from shared.event_text import format_line
 from shared.models import ResourceSize
 
 T = datetime(2026, 1, 5, 12, 0, 3, tzinfo=UTC)
