@@ -461,3 +461,10 @@ def test_memory_boosts_independently_of_cpu() -> None:
 
 def test_node_sample_builder_sanity() -> None:
     assert isinstance(sample(reading(101)), NodeSample)
+
+
+def test_a_cpulimit_below_the_cores_is_not_answered_with_more_cores() -> None:
+    # The collector measures CPU % against the cpulimit; adding cores would not lift it.
+    node = Node(view())
+    assert node.sample(reading(101, cpu_pct=99.0, cores=4, cpulimit=1.5)).intents == ()
+    assert targets(node.sample(reading(101, cpu_pct=99.0, cores=2, cpulimit=4.0))) == {101: (4, 1024)}

@@ -135,7 +135,14 @@ def _propose(
         return None, kept
     if ctx.energy:
         return energy_step(resource, current, kept, ctx.at, policy), kept
-    return threshold_step(resource, usage, current, kept, ctx.at, policy, ctx.multiplier)
+    proposal, kept = threshold_step(resource, usage, current, kept, ctx.at, policy, ctx.multiplier)
+    if proposal is not None and proposal.target > current and _cpulimit_binds(resource, reading):
+        return None, kept  # more cores cannot help: Proxmox's cpulimit caps the container below them
+    return proposal, kept
+
+
+def _cpulimit_binds(resource: Resource, reading: ContainerReading) -> bool:
+    return resource == "cpu" and bool(reading.cpulimit) and (reading.cpulimit or 0) < reading.cores
 
 
 def _admit(
