@@ -168,3 +168,16 @@ async def nc(broker: ProcessBroker | ContainerBroker) -> AsyncIterator[Any]:
     await provision(client.jetstream())
     yield client
     await client.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """CLI tests run `main()` in-process, which points the root logger at the test's
+    captured stderr; put the handlers back so later tests do not log to a closed stream."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

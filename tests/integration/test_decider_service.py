@@ -88,8 +88,8 @@ class Cluster:
         found: list[ScaleIntent] = []
         while True:
             try:
-                batch = await sub.fetch(100, timeout=0.15)
-            except nats.errors.TimeoutError:
+                batch = await sub.fetch(100, timeout=0.5)
+            except TimeoutError:  # nats-py raises its own subclass or asyncio's, depending on the path
                 break
             for msg in batch:
                 found.append(decode(msg.data, ScaleIntent))
