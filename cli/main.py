@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from shared.config import ConfigError
+
 # subcommand -> (module, help); the module provides add_arguments() and run().
 COMMANDS: dict[str, tuple[str, str]] = {
     "collector": ("services.collector.main", "read container metrics and publish node samples"),
@@ -48,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         result: int = module.run(args)
+    except ConfigError as exc:  # every problem of the file, environment and flags at once
+        print(str(exc), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return result

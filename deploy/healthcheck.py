@@ -18,14 +18,15 @@ import os
 import sys
 from pathlib import Path
 
-from shared.config import load_config
 from shared.nats_settings import NatsSettings
+from shared.service_config import DEFAULT_CONFIG_PATH, config_path, resolve
 
 
 def _settings() -> NatsSettings:
-    path = Path(os.environ.get("LXC_AUTOSCALE_CONFIG", "/etc/lxc_autoscale/lxc_autoscale.yaml"))
-    base = load_config(path).nats if path.is_file() else None
-    return NatsSettings.from_env(base)
+    path = config_path(None, os.environ)
+    if not path.is_file():
+        path = DEFAULT_CONFIG_PATH  # a missing file means the built-in defaults, as for a service
+    return resolve(path, env=os.environ).nats
 
 
 async def _ping(timeout_s: float) -> None:

@@ -227,14 +227,33 @@ class AutoscaleConfig(BaseModel):
 
     @property
     def policy_version(self) -> str:
-        """A short digest of everything that shapes decisions; intents name it."""
+        """A short digest of what shapes decisions (and nothing else); intents name it.
+
+        Connection, SSH, notification and bookkeeping settings are left out, so rotating
+        a password or changing a mail server is not a new policy."""
         content = {
-            "defaults": self.defaults.model_dump(mode="json"),
+            "defaults": self.defaults.model_dump(mode="json", include=set(DECISION_KEYS)),
             "tiers": {k: v.model_dump(mode="json") for k, v in self.tiers.items()},
-            "decider": self.decider.model_dump(mode="json"),
+            "decider": self.decider.model_dump(mode="json", include=set(DECIDER_DECISION_KEYS)),
         }
         digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:12]
+
+
+# The DEFAULT keys the decider reads: every policy knob plus the node-wide ones.
+DECISION_KEYS = frozenset(ScalingPolicy.model_fields) | {
+    "energy_mode",
+    "behaviour",
+    "timezone",
+    "reserve_cpu_percent",
+    "reserve_memory_mb",
+    "off_peak_start",
+    "off_peak_end",
+    "ignore_lxc",
+    "dry_run",
+    "overcommit_ratio",
+}
+DECIDER_DECISION_KEYS = frozenset({"intent_ttl_s", "stale_after_intervals"})
 
 
 # ------------------------------------------------------------------ loading
@@ -327,6 +346,7 @@ def parse_config(
     defaults = loader.section(Defaults, raw_defaults, "DEFAULT")
 
     tiers, groups, services = _sections(loader, document, raw_defaults)
+    services["nats"] = _nats_settings(loader, services.get("nats"))
     _check_tier_membership(loader, tiers)
     if loader.problems:
         raise ConfigError(path, loader.problems)
@@ -361,7 +381,7 @@ def _sections(
             if group is not None:
                 groups[key] = group
         elif key == "NATS":
-            services["nats"] = _nats_section(loader, raw)
+            services["nats"] = loader.section(NatsSettings, raw, "NATS")
         elif key in _SECTION_MODELS:
             services[key.lower()] = loader.section(_SECTION_MODELS[key], raw, key)
         else:
@@ -369,9 +389,14 @@ def _sections(
     return tiers, groups, services
 
 
-def _nats_section(loader: _Loader, raw: Any) -> NatsSettings | None:
-    settings = loader.section(NatsSettings, raw, "NATS")
-    return NatsSettings.from_env(settings) if settings is not None else None
+def _nats_settings(loader: _Loader, from_file: NatsSettings | None) -> NatsSettings | None:
+    """The NATS section with the NATS_* environment variables over it."""
+    try:
+        return NatsSettings.from_env(from_file, loader.env)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loader.problems.append(f"NATS_* environment: {'.'.join(map(str, err['loc']))}: {err['msg']}")
+        return None
 
 
 def _check_tier_membership(loader: _Loader, tiers: dict[str, Tier]) -> None:

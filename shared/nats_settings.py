@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
+# Environment variable -> setting; applied over the file by `shared.service_config.resolve`.
+ENV_VARIABLES = {
+    "NATS_URL": "url",
+    "NATS_USER": "user",
+    "NATS_PASSWORD": "password",
+    "NATS_TOKEN": "token",
+    "NATS_NKEY_SEED_FILE": "nkey_seed_file",
+    "NATS_CREDS_FILE": "creds_file",
+    "NATS_TLS_CA_FILE": "tls_ca_file",
+    "NATS_TLS_CERT_FILE": "tls_cert_file",
+    "NATS_TLS_KEY_FILE": "tls_key_file",
+    "NATS_TLS_HOSTNAME": "tls_hostname",
+}
 
 
 class NatsSettings(BaseModel):
@@ -42,27 +55,12 @@ class NatsSettings(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls, base: NatsSettings | None = None) -> NatsSettings:
-        """Environment overrides for deployment: NATS_URL, NATS_USER, NATS_PASSWORD, ..."""
+    def from_env(cls, base: NatsSettings | None, env: Mapping[str, str]) -> NatsSettings:
+        """`base` with the deployment's overrides from `env`: NATS_URL, NATS_USER, NATS_PASSWORD, ..."""
         values = (base or cls()).model_dump()
-        env_map = {
-            "NATS_URL": "url",
-            "NATS_USER": "user",
-            "NATS_PASSWORD": "password",
-            "NATS_TOKEN": "token",
-            "NATS_NKEY_SEED_FILE": "nkey_seed_file",
-            "NATS_CREDS_FILE": "creds_file",
-            "NATS_TLS_CA_FILE": "tls_ca_file",
-            "NATS_TLS_CERT_FILE": "tls_cert_file",
-            "NATS_TLS_KEY_FILE": "tls_key_file",
-            "NATS_TLS_HOSTNAME": "tls_hostname",
-        }
-        for env, field in env_map.items():
-            if os.environ.get(env):
-                values[field] = os.environ[env]
-        for secret in ("password", "token"):
-            if hasattr(values.get(secret), "get_secret_value"):
-                values[secret] = values[secret].get_secret_value()
+        for variable, field in ENV_VARIABLES.items():
+            if env.get(variable):
+                values[field] = env[variable]
         return cls.model_validate(values)
 
     def tls_context(self) -> ssl.SSLContext | None:

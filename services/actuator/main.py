@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable
 
@@ -16,8 +15,8 @@ from services.actuator.executors.base import Executor
 from services.actuator.wiring import StartupError, build_actuator, build_executor, probe_host
 from shared.config import ActuatorSettings, AutoscaleConfig
 from shared.nats_settings import connect
+from shared.node_name import node_name
 from shared.service_config import add_common_arguments, start_service
-from shared.validation import check_node_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = start_service("actuator", args)
+    flags = {
+        "node": args.node,
+        "pct_path": args.pct_path,
+        "host_cores": args.host_cores,
+        "host_memory_mb": args.host_memory_mb,
+    }
+    config = start_service("actuator", args, {"actuator": flags})
     try:
         return asyncio.run(_serve(config, args))
     except (StartupError, CommandRefused, ValueError) as exc:
@@ -50,13 +55,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
-    node = check_node_name(args.node or config.actuator.node or socket.gethostname().split(".")[0])
+    node = node_name(config.actuator.node)
     settings = config.actuator
-    if args.pct_path:
-        settings = settings.model_copy(update={"pct_path": args.pct_path})
     executor = build_executor(config, node)
     try:
-        limits = await _host_limits(args, settings, executor)
+        limits = await _host_limits(settings, executor)
         nc = await connect(config.nats, service="actuator")
         actuator = await build_actuator(
             nc=nc, node=node, settings=settings, executor=executor, limits=limits,
@@ -74,12 +77,9 @@ async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _host_limits(
-    args: argparse.Namespace, settings: ActuatorSettings, executor: Executor
-) -> HostLimits:
-    """The host's size: flags, then ACTUATOR.host_cores/host_memory_mb, else read from the node."""
-    cores = args.host_cores if args.host_cores is not None else settings.host_cores
-    memory_mb = args.host_memory_mb if args.host_memory_mb is not None else settings.host_memory_mb
+async def _host_limits(settings: ActuatorSettings, executor: Executor) -> HostLimits:
+    """The host's size: ACTUATOR.host_cores/host_memory_mb (or their flags), else read from the node."""
+    cores, memory_mb = settings.host_cores, settings.host_memory_mb
     if cores is not None and memory_mb is not None:
         return HostLimits(cores=cores, memory_mb=memory_mb)
     probed = await probe_host(executor, settings.command_timeout_s)

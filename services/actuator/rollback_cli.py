@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +21,9 @@ from shared import subjects
 from shared.codec import CodecError, decode, encode
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent
 from shared.nats_settings import connect
+from shared.node_name import node_name
 from shared.service_config import add_common_arguments, start_service
-from shared.validation import check_node_name, check_vmid
+from shared.validation import check_vmid
 
 ROLLBACK_TTL_S = 600.0
 
@@ -37,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = start_service("rollback", args)
+    config = start_service("rollback", args, {"actuator": {"node": args.node}})
     try:
-        node = check_node_name(args.node or config.actuator.node or socket.gethostname().split(".")[0])
+        node = node_name(config.actuator.node)
         vmid = check_vmid(args.vmid) if args.vmid is not None else None
     except ValueError as exc:
         print(f"lxc-autoscale rollback: {exc}", file=sys.stderr)

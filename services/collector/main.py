@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from services.collector.cycle import Collector
-from services.collector.node_name import resolve_node_name
 from services.collector.once import collect_once, summary_lines
 from services.collector.sampling import SamplingSettings
 from services.collector.service import CollectorService
@@ -22,6 +21,7 @@ from services.collector.sources.detect import build_source, detect_source
 from shared.clock import Clock, SystemClock
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
+from shared.node_name import node_name
 from shared.provisioning import provision
 from shared.service_config import add_common_arguments, start_service
 
@@ -70,12 +70,14 @@ def run(
     sleep: Callable[[float], None] | None = None,
 ) -> int:
     """Entry point; tests pass their own clock and sleep to drive --once deterministically."""
-    config = start_service("collector", args)
+    flags = {"interval_s": args.interval, "root": args.root, "node": args.node, "source": args.source}
+    config = start_service("collector", args, {"collector": flags})
     clock = clock or SystemClock()
-    default_interval = ONCE_DEFAULT_INTERVAL_S if args.once else config.collector.interval_s
-    interval = args.interval or default_interval
+    # --once reads twice a second apart unless told otherwise; the service uses the setting.
+    once_default = args.once and args.interval is None
+    interval = ONCE_DEFAULT_INTERVAL_S if once_default else config.collector.interval_s
     try:
-        collector = build_collector(args, config, interval)
+        collector = build_collector(config, interval)
     except (SourceError, ValueError) as exc:
         print(f"collector: {exc}", file=sys.stderr)
         return 2
@@ -90,11 +92,11 @@ def run(
     return asyncio.run(serve(collector, config, clock))
 
 
-def build_collector(args: argparse.Namespace, config: AutoscaleConfig, interval: float) -> Collector:
+def build_collector(config: AutoscaleConfig, interval: float) -> Collector:
     settings = config.collector
-    root = args.root or settings.root
-    node = resolve_node_name(args.node, settings.node, root)
-    label = detect_source(args.source or settings.source, root)
+    root = settings.root
+    node = node_name(settings.node, root)
+    label = detect_source(settings.source, root)
     source = build_source(label, root, node)
     log.info(
         "collector ready",

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from services.collector.node_name import resolve_node_name
 from services.collector.outage import OutageTracker
 from services.collector.parsing import (
     ConfError,
@@ -19,6 +18,8 @@ from services.collector.parsing import (
 )
 from services.collector.sources.base import SourceError
 from services.collector.sources.detect import detect_source
+from shared.node_name import node_name
+from shared.service_config import resolve
 from tests.support import imported_modules
 
 COLLECTOR = Path(__file__).parents[2] / "services" / "collector"
@@ -92,9 +93,18 @@ def test_control_characters_in_a_hostname_cannot_reach_a_log_line() -> None:
 def test_the_node_name_comes_from_the_flag_then_config_then_hostname_file(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/hostname").write_text("pve3.example.com\n")
-    assert resolve_node_name("pve1", "pve2", tmp_path) == "pve1"
-    assert resolve_node_name(None, "pve2", tmp_path) == "pve2"
-    assert resolve_node_name(None, None, tmp_path) == "pve3"
+    config_file = tmp_path / "autoscale.yaml"
+    config_file.write_text("COLLECTOR:\n  node: pve2\n")
+
+    def node(flag: str | None, path: Path) -> str:
+        config = resolve(path, env={}, flags={"collector": {"node": flag}})
+        return node_name(config.collector.node, tmp_path)
+
+    assert node("pve1", config_file) == "pve1"
+    assert node(None, config_file) == "pve2"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert node(None, empty) == "pve3"
 
 
 def test_auto_detection_prefers_cgroup_files_then_pvesh(tmp_path: Path) -> None:

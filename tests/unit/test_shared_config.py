@@ -138,3 +138,80 @@ def test_config_check_command_reports_ok_and_problems(
     bad.write_text("DEFAULT:\n  min_memory: 8\n")
     assert main(["config", "check", str(bad)]) == 2
     assert "DEFAULT.min_memory" in capsys.readouterr().err
+
+
+def test_policy_version_ignores_settings_that_do_not_shape_decisions() -> None:
+    base = parse_config({"DEFAULT": {"cpu_upper_threshold": 80}}, env={})
+    rotated = parse_config(
+        {
+            "DEFAULT": {
+                "cpu_upper_threshold": 80,
+                "ssh_password": "new-secret",
+                "ssh_user": "ops",
+                "smtp_server": "mail.example.com",
+                "smtp_password": "other",
+                "log_file": "/tmp/x.log",
+            },
+            "DECIDER": {"batch": 64},
+            "NATS": {"url": "nats://10.0.0.1:4222"},
+        },
+        env={},
+    )
+    assert rotated.policy_version == base.policy_version
+    energy = parse_config({"DEFAULT": {"cpu_upper_threshold": 80, "energy_mode": True}}, env={})
+    assert energy.policy_version != base.policy_version
+
+
+# ---------------------------------------------------------------- one resolution
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "autoscale.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_resolve_applies_file_then_environment_then_flags(tmp_path: Path) -> None:
+    from shared.service_config import resolve
+
+    path = _write(
+        tmp_path,
+        "DEFAULT:\n  max_cores: 6\nNATS:\n  url: nats://file:4222\n  user: from-file\n"
+        "ACTUATOR:\n  node: pve-file\n  pct_path: /file/pct\n",
+    )
+    only_file = resolve(path, env={})
+    assert (only_file.nats.url, only_file.nats.user) == ("nats://file:4222", "from-file")
+    env = {"NATS_URL": "nats://env:4222", "NATS_PASSWORD": "pw", "LXC_AUTOSCALE_MAX_CORES": "8"}
+    with_env = resolve(path, env=env)
+    assert (with_env.nats.url, with_env.nats.user) == ("nats://env:4222", "from-file")
+    assert with_env.nats.password is not None and with_env.nats.password.get_secret_value() == "pw"
+    assert with_env.defaults.max_cores == 8
+    flags = {"nats": {"url": "nats://flag:4222"}, "actuator": {"node": "pve-flag", "pct_path": None}}
+    with_flags = resolve(path, env=env, flags=flags)
+    assert with_flags.nats.url == "nats://flag:4222"
+    assert with_flags.nats.password is not None  # a flag changes only what it names
+    assert (with_flags.actuator.node, with_flags.actuator.pct_path) == ("pve-flag", "/file/pct")
+
+
+def test_resolve_reads_only_the_environment_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.service_config import resolve
+
+    monkeypatch.setenv("NATS_URL", "nats://process-env:4222")
+    monkeypatch.setenv("LXC_AUTOSCALE_MAX_CORES", "7")
+    config = resolve(_write(tmp_path, "DEFAULT:\n  max_cores: 6\n"), env={})
+    assert config.nats.url == "nats://127.0.0.1:4222"
+    assert config.defaults.max_cores == 6
+
+
+def test_resolve_reports_bad_environment_and_bad_flags_as_config_errors(tmp_path: Path) -> None:
+    from shared.service_config import resolve
+
+    path = _write(tmp_path, "DEFAULT: {}\n")
+    with pytest.raises(ConfigError, match="NATS_"):
+        resolve(path, env={"NATS_URL": "http://wrong"})
+    with pytest.raises(ConfigError, match=r"actuator\.node"):
+        resolve(path, env={}, flags={"actuator": {"node": "bad node;"}})
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        resolve(tmp_path / "absent.yaml", env={})
