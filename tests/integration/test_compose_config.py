@@ -26,8 +26,9 @@ import yaml
 from nats.errors import Error as NatsError
 
 from shared import subjects
-from shared.embedded_broker import EmbeddedBroker, nats_server_binary, start_broker
+from shared.embedded_broker import nats_server_binary
 from shared.provisioning import provision
+from tests.secure_broker import PER_NODE_USERS, ShippedBroker
 
 pytestmark = pytest.mark.integration
 
@@ -198,27 +199,6 @@ def test_the_example_configs_load() -> None:
 # ------------------------------------------------------------------ NATS permissions
 
 
-@pytest.fixture
-def secured_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """nats-server with deploy/nats/nats-server.conf, on 127.0.0.1 and a temp store."""
-    conf = tmp_path / "nats-server.conf"
-    # start_broker gives the store (-sd), port and address as flags; the monitoring port
-    # is not needed here. Everything else - users, permissions - is the file as deployed.
-    text = NATS_CONF.read_text()
-    text, stores = re.subn(r"(?m)^\s*store_dir:.*$", "", text)
-    text, monitors = re.subn(r"(?m)^http:.*$", "", text)
-    assert stores == monitors == 1
-    conf.write_text(text)
-    os.environ.update(PASSWORDS)
-    try:
-        server = start_broker(tmp_path / "store", extra_args=("-c", str(conf), "-a", "127.0.0.1"))
-    finally:
-        for key in PASSWORDS:
-            os.environ.pop(key, None)
-    yield server
-    server.stop()
-
-
 def test_nats_server_accepts_the_config_and_refuses_it_without_a_password(tmp_path: Path) -> None:
     binary = nats_server_binary()
     env = {"PATH": "/usr/bin:/bin", **PASSWORDS}
@@ -238,16 +218,13 @@ class Client:
         self.nc: Any = None
 
     @classmethod
-    async def open(cls, url: str, user: str) -> Client:
+    async def open(cls, url: str, name: str) -> Client:
         client = cls()
 
         async def on_error(exc: Exception) -> None:
             client.errors.append(str(exc))
 
-        client.nc = await nats.connect(
-            url, user=user, password=PASSWORDS[f"NATS_{user.upper()}_PASSWORD"], error_cb=on_error,
-            connect_timeout=2, name=f"test-{user}",
-        )
+        client.nc = await nats.connect(url, error_cb=on_error, connect_timeout=2, name=f"test-{name}")
         return client
 
     @property
@@ -266,9 +243,9 @@ class Client:
 
 
 @pytest.fixture
-async def users(secured_broker: EmbeddedBroker) -> AsyncIterator[dict[str, Client]]:
-    clients = {user: await Client.open(secured_broker.url, user) for user in USERS}
-    await provision(clients["admin"].js)
+async def users(shipped_broker: ShippedBroker) -> AsyncIterator[dict[str, Client]]:
+    node = {user: "pve1" for user in PER_NODE_USERS}
+    clients = {user: await Client.open(shipped_broker.url_for(user, node.get(user)), user) for user in USERS}
     yield clients
     for client in clients.values():
         await client.nc.close()
@@ -276,14 +253,14 @@ async def users(secured_broker: EmbeddedBroker) -> AsyncIterator[dict[str, Clien
 
 # nats-py leaves the socket of a refused connection for the garbage collector.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-async def test_anonymous_and_wrong_password_clients_are_refused(secured_broker: EmbeddedBroker) -> None:
+async def test_anonymous_and_wrong_password_clients_are_refused(shipped_broker: ShippedBroker) -> None:
     async def quiet(_exc: Exception) -> None:
         return None
 
     for credentials in ({}, {"user": "decider", "password": "wrong"}, {"user": "nobody", "password": "x"}):
         with pytest.raises((NatsError, OSError)):
             await nats.connect(
-                secured_broker.url, allow_reconnect=False, max_reconnect_attempts=0,
+                f"nats://127.0.0.1:{shipped_broker.port}", allow_reconnect=False, max_reconnect_attempts=0,
                 connect_timeout=2, error_cb=quiet, **credentials,
             )
     gc.collect()  # report those sockets here, not in the next test
