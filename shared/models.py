@@ -197,7 +197,7 @@ class ScaleIntent(WireModel):
 
 # ---------------------------------------------------------------- event
 
-Outcome = Literal["applied", "skipped", "failed", "rejected"]
+EventOutcome = Literal["applied", "skipped", "failed", "rejected"]
 
 
 class ScaleEvent(WireModel):
@@ -208,7 +208,7 @@ class ScaleEvent(WireModel):
     intent_id: Annotated[str, Field(max_length=64)]
     node: NodeName
     vmid: Vmid
-    outcome: Outcome
+    outcome: EventOutcome
     detail: Annotated[str, Field(max_length=64)]  # reason code, e.g. "stale", "already-applied"
     message: ShortText = ""
     before: ResourceSize | None = None
@@ -238,7 +238,7 @@ class ScaleEvent(WireModel):
         )
 
 
-def event_id_for(intent_id: str, outcome: Outcome, detail: str) -> str:
+def event_id_for(intent_id: str, outcome: EventOutcome, detail: str) -> str:
     """One event per intent and outcome: a republished event after a crash is deduplicated."""
     return f"{intent_id}-{outcome}-{detail}"[:80]
 

@@ -26,8 +26,7 @@ from services.actuator.records import BackupRecord, JournalEntry
 from services.actuator.retry import Classification, Kind, RetryPolicy
 from services.actuator.store import ActuatorStore
 from shared.clock import Clock
-from shared.models import Outcome as EventOutcome
-from shared.models import ResourceSize, ScaleEvent, ScaleIntent
+from shared.models import EventOutcome, ResourceSize, ScaleEvent, ScaleIntent
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.models import Outcome, ResourceSize, ScaleEvent, ScaleIntent, event_id_for
+from shared.models import EventOutcome, ResourceSize, ScaleEvent, ScaleIntent, event_id_for
 from shared.validation import sanitize
 
 
 def build_event(
     intent: ScaleIntent,
-    outcome: Outcome,
+    outcome: EventOutcome,
     detail: str,
     *,
     occurred_at: datetime,

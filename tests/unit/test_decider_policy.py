@@ -342,6 +342,26 @@ def test_energy_mode_shrinks_to_the_floor_off_peak_even_when_busy() -> None:
     assert decision.intents[0].reason.rule == "off-peak-energy+off-peak-energy"
 
 
+def test_energy_mode_lowers_the_floor_it_does_not_freeze_a_saturated_container() -> None:
+    # Parity with the original: its threshold step runs first, so a container already at
+    # its floor still grows when saturated off-peak (it used to be held there all night).
+    node = Node(view({"energy_mode": True}), clock=FakeClock(OFF_PEAK))
+    decision = node.sample(reading(101, cpu_pct=98.0, cores=1, memory_mb=512, memory_pct=95.0))
+    assert targets(decision) == {101: (3, 3072)}
+    assert decision.intents[0].reason.rule == "cpu-above-upper+memory-above-upper"
+
+
+def test_energy_mode_shrinks_the_resource_above_its_floor_and_grows_the_saturated_one() -> None:
+    node = Node(view({"energy_mode": True}), clock=FakeClock(OFF_PEAK))
+    decision = node.sample(reading(101, cpu_pct=98.0, cores=1, memory_mb=4096, memory_pct=30.0))
+    assert targets(decision) == {101: (3, 512)}
+
+
+def test_energy_mode_at_the_floor_with_a_quiet_container_does_nothing() -> None:
+    node = Node(view({"energy_mode": True}), clock=FakeClock(OFF_PEAK))
+    assert node.sample(reading(101, cpu_pct=50.0, cores=1, memory_mb=512)).intents == ()
+
+
 def test_energy_mode_does_nothing_at_peak_hours() -> None:
     node = Node(view({"energy_mode": True}))  # T0 is noon UTC
     assert node.sample(reading(101, cores=4, memory_mb=4096)).intents == ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.decider.policy.resource import Resource
 from shared.config import Defaults
 from shared.models import HostTotals
 
@@ -26,8 +27,7 @@ def reserved_cores(host_cores: int, reserve_cpu_percent: float) -> int:
 class Budget:
     """Cores and MB still free on the node; increases granted in this sample consume it."""
 
-    cores: int
-    memory_mb: int
+    left: dict[Resource, int]
 
     @classmethod
     def for_host(cls, host: HostTotals, defaults: Defaults) -> Budget:
@@ -35,17 +35,15 @@ class Budget:
         cores = int((host.cores - reserved_cores(host.cores, defaults.reserve_cpu_percent)) * ratio)
         memory = int(max(0, host.memory_mb - defaults.reserve_memory_mb) * ratio)
         return cls(
-            cores=cores - host.allocated_cores_running,
-            memory_mb=memory - host.allocated_memory_mb_running,
+            {
+                "cpu": cores - host.allocated_cores_running,
+                "memory": memory - host.allocated_memory_mb_running,
+            }
         )
 
-    def free(self, resource: str) -> int:
-        return max(0, self.cores if resource == "cpu" else self.memory_mb)
+    def free(self, resource: Resource) -> int:
+        return max(0, self.left[resource])
 
-    def take(self, resource: str, amount: int) -> None:
-        if amount <= 0:
-            return
-        if resource == "cpu":
-            self.cores -= amount
-        else:
-            self.memory_mb -= amount
+    def take(self, resource: Resource, amount: int) -> None:
+        if amount > 0:
+            self.left[resource] -= amount

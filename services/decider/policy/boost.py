@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import math
 
-from services.decider.policy.proposal import Direction, Proposal, Resource, bounds_for
+from services.decider.policy.proposal import Direction, Proposal
+from services.decider.policy.resource import ResourceView
 from services.decider.policy.state import BoostRecord, ResourceState
-from shared.config import ScalingPolicy
 
 
 def boost_step(
-    resource: Resource,
-    usage: float,
-    current: int,
-    state: ResourceState,
-    at: float,
-    policy: ScalingPolicy,
-    free: int,
-    warming: bool,
+    view: ResourceView, usage: float, at: float, free: int, warming: bool
 ) -> tuple[Proposal | None, ResourceState]:
-    record = state.boost
-    if record is not None:
-        return _while_boosted(resource, record, current, state, at, policy)
+    state, policy = view.state, view.policy
+    if state.boost is not None:
+        return _while_boosted(view, state.boost, at)
     if warming:
         return None, state
     if usage / 100.0 < policy.saturation_threshold:
@@ -36,7 +29,7 @@ def boost_step(
     counted = state if count == state.saturated else state.model_copy(update={"saturated": count})
     if count < policy.consecutive_samples:
         return None, counted
-    maximum = bounds_for(resource, policy).maximum
+    current, maximum = view.current, view.bounds.maximum
     for factor, rule in ((policy.boost_factor, "boost"), (policy.boost_fallback_factor, "boost-fallback")):
         candidate = math.ceil(current * factor)
         if maximum is not None:
@@ -46,33 +39,29 @@ def boost_step(
         if candidate - current <= free:
             boosted = BoostRecord(original=current, boosted=candidate, at=at)
             acted = state.model_copy(update={"saturated": 0, "boost": boosted, "last_up_at": at})
-            why = f"{resource} saturated for {count} samples (x{factor:g})"
-            facts = {f"{resource}_boost_factor": factor, "boost_duration_s": policy.boost_duration}
-            proposal = Proposal(resource, current, candidate, "up", "boost", rule, why, acted, facts=facts)
+            why = f"{view.name} saturated for {count} samples (x{factor:g})"
+            facts = {f"{view.name}_boost_factor": factor, "boost_duration_s": policy.boost_duration}
+            proposal = Proposal(view.name, current, candidate, "up", "boost", rule, why, acted, facts=facts)
             return proposal, counted
     return None, counted  # saturated but the node has no room; try again next sample
 
 
 def _while_boosted(
-    resource: Resource,
-    record: BoostRecord,
-    current: int,
-    state: ResourceState,
-    at: float,
-    policy: ScalingPolicy,
+    view: ResourceView, record: BoostRecord, at: float
 ) -> tuple[Proposal | None, ResourceState]:
+    state, current, duration = view.state, view.current, view.policy.boost_duration
     if current != record.boosted:
         return None, state.model_copy(update={"boost": None, "saturated": 0})  # adopted
-    if at - record.at < policy.boost_duration:
+    if at - record.at < duration:
         return None, state
-    original = bounds_for(resource, policy).clamp(record.original)
+    original = view.bounds.clamp(record.original)
     if original == current:
         return None, state.model_copy(update={"boost": None})
     direction: Direction = "down" if original < current else "up"
     acted = state.model_copy(update={"boost": None, "saturated": 0, f"last_{direction}_at": at})
-    why = f"boost of {resource} expired after {policy.boost_duration:g}s"
-    facts = {f"{resource}_boosted_at": record.at}
+    why = f"boost of {view.name} expired after {duration:g}s"
+    facts = {f"{view.name}_boosted_at": record.at}
     proposal = Proposal(
-        resource, current, original, direction, "revert", "boost-revert", why, acted, facts=facts
+        view.name, current, original, direction, "revert", "boost-revert", why, acted, facts=facts
     )
     return proposal, state

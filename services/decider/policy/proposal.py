@@ -6,15 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from services.decider.policy.resource import Resource
 from services.decider.policy.state import ResourceState
-from shared.config import ScalingPolicy
 from shared.models import Scalar
 
-Resource = Literal["cpu", "memory"]
 Direction = Literal["up", "down"]
 # threshold: the original's proportional steps; energy: off-peak floor; boost/revert: boost mode.
-Kind = Literal["threshold", "energy", "boost", "revert"]
-RESOURCES: tuple[Resource, Resource] = ("cpu", "memory")
+ProposalKind = Literal["threshold", "energy", "boost", "revert"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +21,7 @@ class Proposal:
     current: int
     target: int
     direction: Direction
-    kind: Kind
+    kind: ProposalKind
     rule: str
     why: str  # one human fragment, e.g. "cpu 95.0% > 80%"
     state: ResourceState  # the resource's state if this change is carried out
@@ -32,24 +30,3 @@ class Proposal:
 
     def capped(self, target: int, note: str) -> Proposal:
         return replace(self, target=target, notes=(*self.notes, note))
-
-
-@dataclass(frozen=True)
-class Bounds:
-    minimum: int
-    maximum: int | None
-
-    def clamp(self, value: int) -> int:
-        if self.maximum is not None and value > self.maximum:
-            value = self.maximum
-        return max(self.minimum, value)
-
-
-def bounds_for(resource: Resource, policy: ScalingPolicy) -> Bounds:
-    if resource == "cpu":
-        return Bounds(policy.min_cores, policy.max_cores)
-    return Bounds(policy.min_memory, policy.max_memory)
-
-
-def unit_label(resource: Resource) -> tuple[str, str]:
-    return ("cores", "") if resource == "cpu" else ("memory", " MB")

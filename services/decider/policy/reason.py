@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.decider.policy.proposal import Proposal, unit_label
+from services.decider.policy.proposal import Proposal
+from services.decider.policy.resource import label_of
 from shared.config import ScalingPolicy
 from shared.models import ContainerReading, DecisionReason, Scalar
 
@@ -15,7 +16,7 @@ def explain(
     parts = []
     state: dict[str, Scalar] = {}
     for p in proposals:
-        label, unit = unit_label(p.resource)
+        label, unit = label_of(p.resource)
         notes = f" ({'; '.join(p.notes)})" if p.notes else ""
         parts.append(f"{p.why}: {label} {p.current} → {p.target}{unit}{notes}")
         state.update(p.facts)

@@ -1,8 +1,8 @@
 """The original LXC AutoScale step formulas (§2.6-§2.7 of the reference), kept exact.
 
-Each function returns the raw step or target; capping to limits and to the host's
-capacity happens later, in `limits` and `admission`, so these stay comparable line
-by line with the original.
+Each function returns the raw step or target; capping to the tier's limits happens
+later (`Bounds.clamp` in `resource.py`, used by `threshold.py`) and to the host's
+capacity in `admission.py`, so these stay comparable line by line with the original.
 """
 
 from __future__ import annotations
