@@ -18,6 +18,9 @@ from simnode.atomic import read_text, write_atomic
 from simnode.getopt import BOOL, BooleanError, GetoptError, get_options
 
 EXIT_ERROR = 255  # a Perl `die` in a PVE CLI exits with 255
+# Simulation only: seconds each invocation waits before doing anything, to stand for the
+# real pct's start-up (a Perl program compiling its modules). Default 0: a Python start only.
+STARTUP_ENV = "SIMNODE_PCT_STARTUP_S"
 
 # Every real pct command, so prefixes resolve as PVE::CLIHandler does (`conf` -> config).
 REAL_COMMANDS = (
@@ -502,7 +505,24 @@ def _split_root(argv: list[str]) -> tuple[str | None, list[str]]:
     return os.environ.get("PVE_SIM_ROOT"), argv
 
 
+def _startup_cost() -> float | None:
+    """The configured start-up wait in seconds (0 when unset); None when it is not a number."""
+    raw = os.environ.get(STARTUP_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if 0.0 <= seconds <= 60.0 else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    startup = _startup_cost()
+    if startup is None:
+        sys.stderr.write(f"simnode pct: {STARTUP_ENV} must be a number of seconds from 0 to 60\n")
+        return EXIT_ERROR
+    time.sleep(startup)  # before anything is read or written, as a real pct compiles first
     root, args = _split_root(list(sys.argv[1:] if argv is None else argv))
     if not root:
         sys.stderr.write("simnode pct: no --root DIR given and PVE_SIM_ROOT is not set\n")

@@ -5,9 +5,13 @@ made with `pct set` changes what is measured next, as on a real node:
 - CPU: `usage_usec += min(demand, cores) * dt * 1e6` (80 % user, 20 % system);
 - memory: `memory.current = min(demand + cache, memory)`, page cache reported as `file`
   in memory.stat and reclaimed first when the limit is reached;
-- PSI and memory.events show the shortfall when demand exceeds the limits.
+- PSI and memory.events show the shortfall when demand exceeds the limits;
+- noise (optional): each tick, each container's CPU demand is multiplied by a factor
+  drawn uniformly from [1 - noise, 1 + noise] (seeded, so a run can be repeated); the
+  mean load stays the profile's, the short-term swings are what a real service shows.
 
-CLI: `python -m simnode.workload --root DIR --profile FILE.json [--tick S] [--duration S]`.
+CLI: `python -m simnode.workload --root DIR --profile FILE.json [--tick S] [--duration S]
+[--noise F] [--seed N]`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import signal
 import sys
 import threading
@@ -67,13 +72,13 @@ class LoadProfile:
             t -= phase.duration_s
         return self.phases[-1], math.inf
 
-    def cpu_seconds(self, start: float, dt: float, cap: float) -> float:
-        """CPU-seconds used over [start, start+dt] with demand capped at `cap` cores."""
+    def cpu_seconds(self, start: float, dt: float, cap: float, factor: float = 1.0) -> float:
+        """CPU-seconds used over [start, start+dt] with demand (times `factor`) capped at `cap` cores."""
         used, t, left = 0.0, start, dt
         while left > 1e-12:
             phase, remaining = self.phase_at(t)
             step = min(left, remaining)
-            used += min(phase.cpu_cores_demand, cap) * step
+            used += min(phase.cpu_cores_demand * factor, cap) * step
             t, left = t + step, left - step
         return used
 
@@ -132,7 +137,12 @@ class WorkloadDriver:
         node: SimNode,
         profiles: dict[int, LoadProfile],
         clock: Callable[[], float],
+        *,
+        noise: float = 0.0,
+        seed: int = 0,
     ) -> None:
+        if not 0.0 <= noise < 1.0:
+            raise ValueError("noise must be in [0, 1)")
         self.node = node
         self.profiles = dict(profiles)
         self.clock = clock
@@ -140,6 +150,8 @@ class WorkloadDriver:
         self._t = 0.0  # profile time: seconds since the driver started
         self._last = clock()
         self._carry: dict[int, float] = {}  # sub-microsecond CPU left over per CT
+        self.noise = noise
+        self._random = random.Random(seed)  # noqa: S311 - load noise, not a secret
 
     @property
     def elapsed(self) -> float:
@@ -183,7 +195,8 @@ class WorkloadDriver:
         return self._set_memory(vmid, directory, phase, limits, dt)
 
     def _add_cpu(self, vmid: int, directory: str, profile: LoadProfile, limits: _Limits, dt: float) -> None:
-        used = profile.cpu_seconds(self._t, dt, limits.cores) * 1e6 + self._carry.get(vmid, 0.0)
+        factor = 1.0 + self._random.uniform(-self.noise, self.noise) if self.noise else 1.0
+        used = profile.cpu_seconds(self._t, dt, limits.cores, factor) * 1e6 + self._carry.get(vmid, 0.0)
         inc = int(used)
         self._carry[vmid] = used - inc
         stat_path = os.path.join(directory, "cpu.stat")
@@ -193,7 +206,7 @@ class WorkloadDriver:
         stat["user_usec"] = stat.get("user_usec", 0) + user_inc
         stat["system_usec"] = stat.get("system_usec", 0) + inc - user_inc
         write_atomic(stat_path, cgroup.format_kv(stat, cgroup.CPU_STAT_KEYS))
-        demand = profile.phase_at(self._t)[0].cpu_cores_demand
+        demand = profile.phase_at(self._t)[0].cpu_cores_demand * factor
         stall = max(0.0, 1 - limits.cores / demand) * 100 if demand > 0 else 0.0
         self._write_psi(os.path.join(directory, "cpu.pressure"), stall, 0.0, dt)
 
@@ -286,13 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True, type=Path, help="scenario JSON file")
     parser.add_argument("--tick", type=float, default=0.5, help="seconds between updates")
     parser.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    parser.add_argument("--noise", type=float, default=0.0, help="CPU demand swings by +-F per tick (0-0.99)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.noise < 1.0:
+        parser.error("--noise must be at least 0 and below 1")
     scenario = load_scenario(args.profile)
     if (args.root / "etc" / "pve" / "lxc").is_dir():
         node = SimNode.open(args.root)  # already built (e.g. by the demo): keep its state
     else:
         node = scenario.build(args.root)
-    driver = WorkloadDriver(node, scenario.profiles, time.monotonic)
+    driver = WorkloadDriver(node, scenario.profiles, time.monotonic, noise=args.noise, seed=args.seed)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

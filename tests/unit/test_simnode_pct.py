@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,23 @@ def test_no_root_at_all_is_an_error(
     monkeypatch.delenv("PVE_SIM_ROOT", raising=False)
     assert pct.main(["list"]) == 255
     assert "PVE_SIM_ROOT" in capsys.readouterr().err
+
+
+def test_a_configured_start_up_cost_delays_every_call(node: SimNode) -> None:
+    """Benchmarks set the start-up of a real pct (a Perl program) through the environment."""
+    env = {**os.environ, pct.STARTUP_ENV: "0.3"}
+    started = time.monotonic()
+    done = subprocess.run([str(node.pct_path), "config", "101"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "cores: 2" in done.stdout
+    assert time.monotonic() - started >= 0.3
+
+
+def test_a_bad_start_up_cost_is_refused_before_anything_runs(node: SimNode) -> None:
+    env = {**os.environ, pct.STARTUP_ENV: "slow"}
+    done = subprocess.run(
+        [str(node.pct_path), "set", "101", "-cores", "3"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 255
+    assert pct.STARTUP_ENV in done.stderr
+    assert node.read_conf(101)["cores"] == "2"
+    assert node.pct_calls() == []

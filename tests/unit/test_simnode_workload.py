@@ -241,3 +241,44 @@ def test_workload_cli_builds_and_runs(tmp_path: Path) -> None:
     usage = cpu_stat(node, 300)["usage_usec"]
     assert 300_000 <= usage <= 1_000_000  # ~0.5 s at 1 core (capped from 2)
     assert node.read_cgroup(300, "memory.current") == f"{110 * MIB}\n"
+
+
+def usage_per_tick(node: SimNode, driver: WorkloadDriver, ticks: int, tick_s: float = 0.5) -> list[int]:
+    used = []
+    for _ in range(ticks):
+        before = cpu_stat(node, 101)["usage_usec"]
+        driver.advance(tick_s)
+        used.append(cpu_stat(node, 101)["usage_usec"] - before)
+    return used
+
+
+def test_noise_swings_the_demand_per_tick_around_the_profile(tmp_path: Path) -> None:
+    node = make(tmp_path, ContainerSpec(101, "web1", 4, 1024))
+    driver = WorkloadDriver(node, {101: steady(1.0, 100)}, Clock(), noise=0.4, seed=7)
+    used = usage_per_tick(node, driver, 400)
+    assert min(used) >= 0.6 * 500_000 - 1 and max(used) <= 1.4 * 500_000 + 1
+    assert max(used) - min(used) > 0.5 * 500_000  # it really swings
+    assert abs(sum(used) / len(used) - 500_000) < 0.05 * 500_000  # around the profile's demand
+
+
+def test_noise_never_lets_a_container_use_more_than_its_cores(tmp_path: Path) -> None:
+    node = make(tmp_path, ContainerSpec(101, "web1", 1, 1024))
+    driver = WorkloadDriver(node, {101: steady(0.9, 100)}, Clock(), noise=0.5, seed=1)
+    assert max(usage_per_tick(node, driver, 100)) <= 500_000
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        node = build_node(tmp_path / name, node_name="pve1", host_cores=16, host_memory_mb=32768,
+                          containers=[ContainerSpec(101, "web1", 4, 1024)])  # fmt: skip
+        driver = WorkloadDriver(node, {101: steady(1.0, 100)}, Clock(), noise=0.3, seed=42)
+        runs.append(usage_per_tick(node, driver, 20))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("noise", [-0.1, 1.0])
+def test_noise_outside_0_to_1_is_refused(tmp_path: Path, noise: float) -> None:
+    node = make(tmp_path, ContainerSpec(101, "web1", 4, 1024))
+    with pytest.raises(ValueError, match="noise"):
+        WorkloadDriver(node, {101: steady(1.0, 100)}, Clock(), noise=noise)
