@@ -96,6 +96,23 @@ class ScalingPolicy(_Section):
         return self
 
 
+class ProxmoxApiSettings(_Section):
+    """`DEFAULT.proxmox_api`: the original's keys (host, user, token_name, token_value,
+    verify_ssl) plus what a verified, least-privilege connection needs."""
+
+    enabled: bool = False  # the original's switch; here ACTUATOR.executor / COLLECTOR.source decide
+    host: HostName | None = None  # default: ACTUATOR.node_hosts[node], else 127.0.0.1 (this node)
+    port: int = Field(8006, ge=1, le=65535)
+    user: str | None = Field(None, pattern=r"^[^\s:!@]+@[A-Za-z][A-Za-z0-9._-]*$")
+    token_name: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9._-]{1,63}$")
+    token_value: SecretStr | None = None  # or LXC_AUTOSCALE_PROXMOX_API_TOKEN_VALUE
+    token_value_file: Path | None = None
+    verify_ssl: bool = True  # false: no TLS verification at all, warned about at every start
+    ca_file: Path | None = None  # default when present: /etc/pve/pve-root-ca.pem
+    fingerprint: str | None = Field(None, pattern=r"^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
+    timeout: float = Field(10, gt=0, le=300)  # per API call of the collector
+
+
 class Defaults(ScalingPolicy):
     """The `DEFAULT` section: the policy knobs plus node-wide settings."""
 
@@ -117,6 +134,7 @@ class Defaults(ScalingPolicy):
     backup_dir: str = "/var/lib/lxc_autoscale/backups"
     timeout_extended: float = Field(60, gt=0)
     backend: Literal["cli", "api"] = "cli"
+    proxmox_api: ProxmoxApiSettings = Field(default_factory=ProxmoxApiSettings)
     # Remote execution (the original's keys).
     use_remote_proxmox: bool = False
     proxmox_host: HostName | None = None
@@ -174,7 +192,7 @@ class HorizontalGroup(_Section):
 class CollectorSettings(_Section):
     node: NodeName | None = None  # default: the host name
     interval_s: float = Field(10, gt=0, le=3600)
-    source: Literal["auto", "cgroup", "pvesh", "sim"] = "auto"
+    source: Literal["auto", "cgroup", "pvesh", "sim", "api"] = "auto"
     root: Path = Path("/")
 
 
@@ -186,6 +204,9 @@ class DeciderSettings(_Section):
 
 class ActuatorSettings(_Section):
     node: NodeName | None = None
+    # How commands reach Proxmox. Unset: `ssh` when DEFAULT.use_remote_proxmox is true,
+    # `api` when DEFAULT.backend is `api`, else `local` (root pct on this host).
+    executor: Literal["local", "ssh", "api"] | None = None
     pct_path: str = "/usr/sbin/pct"
     command_timeout_s: float = Field(30, gt=0)
     max_attempts: int = Field(4, ge=1, le=20)
@@ -271,6 +292,7 @@ _LEGACY_ENV = {
     "LXC_AUTOSCALE_GOTIFY_TOKEN": "gotify_token",
     "LXC_AUTOSCALE_UPTIME_KUMA_WEBHOOK": "uptime_kuma_webhook_url",
 }
+API_TOKEN_ENV = "LXC_AUTOSCALE_PROXMOX_API_TOKEN_VALUE"  # noqa: S105 - a variable name, not a secret
 _POLICY_KEYS = set(ScalingPolicy.model_fields)
 
 
@@ -326,6 +348,10 @@ def _env_overrides(defaults: dict[str, Any], env: Mapping[str, str]) -> dict[str
         variable = f"LXC_AUTOSCALE_{name.upper()}"
         if variable in env and variable not in _LEGACY_ENV:
             result[name] = yaml.safe_load(env[variable])
+    if env.get(API_TOKEN_ENV):  # the token secret, kept out of the file
+        section = result.get("proxmox_api")
+        known = section if isinstance(section, dict) else {}
+        result["proxmox_api"] = {**known, "token_value": env[API_TOKEN_ENV]}
     return result
 
 

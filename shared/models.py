@@ -95,7 +95,7 @@ class NodeSample(WireModel):
     boot_id: Annotated[str, Field(min_length=1, max_length=64)]
     taken_at: AwareDatetime
     interval_s: Annotated[float, Field(gt=0, le=86_400)]
-    source: Literal["cgroup", "pvesh", "sim"]
+    source: Literal["cgroup", "pvesh", "sim", "api"]
     host: HostTotals
     containers: Annotated[tuple[ContainerReading, ...], Field(max_length=MAX_CONTAINERS_PER_SAMPLE)]
 

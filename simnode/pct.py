@@ -77,13 +77,18 @@ class ParamError(PctError):
         self.errors = errors or {}
 
 
-class Ctx:
-    __slots__ = ("_node", "out", "root")
+ChangeCheck = Callable[[dict[str, str], list[str]], None]
 
-    def __init__(self, root: str) -> None:
+
+class Ctx:
+    __slots__ = ("_node", "check_change", "out", "root")
+
+    def __init__(self, root: str, check_change: ChangeCheck | None = None) -> None:
         self.root = root
         self.out: list[str] = []
         self._node: str | None = None
+        # The API's per-option privilege check (`check_ct_modify_config_perm`); pct runs as root.
+        self.check_change = check_change
 
     @property
     def node(self) -> str:
@@ -311,6 +316,8 @@ def cmd_set(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
         _check_lock(conf)
         if digest is not None and digest != conf.digest:
             raise PctError("detected modified configuration - file changed by other user? Try again.")
+        if ctx.check_change is not None:
+            ctx.check_change(params, delete)
         deletes = _plan_deletes(conf, delete, params)
         description = params.pop("description", None)
         if "description" in deletes:

@@ -1,9 +1,12 @@
 """Which failures are worth retrying, and the retry policy as data. Pure.
 
-Transient: the command timed out, the connection to the host failed, or the container is
-locked (a backup or migration holds it). Permanent: the container does not exist, Proxmox
-refused a value, the executor is misconfigured, or anything we do not recognise (retrying
-an unknown error hammers a host for nothing; the `failed` event shows the text instead).
+Transient: the command timed out, the connection to the host failed, the container is
+locked (a backup or migration holds it), or the Proxmox API answered 502/503/504/595/596
+(its daemon or a proxied node did not answer). An API 500 carries the same `die` message
+pct prints and is classified by that text. Permanent: the container does not exist,
+Proxmox refused a value, the API refused the token (401) or a privilege (403), the
+executor is misconfigured, or anything we do not recognise (retrying an unknown error
+hammers a host for nothing; the `failed` event shows the text instead).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ _CONNECTION = re.compile(
     r"(?i)ssh: connect to host|connection (refused|reset|closed|timed out)|broken pipe|"
     r"kex_exchange_identification|network is unreachable|no route to host"
 )
+# API calls: pveproxy could not reach the API daemon or a proxied node (595/596 are its own).
+_HTTP_TRANSIENT = frozenset({502, 503, 504, 595, 596})
+_HTTP_PERMANENT = {401: "auth-failed", 403: "permission-denied"}
 SSH_CONNECTION_EXIT = 255
 TIMEOUT_EXIT = 124  # coreutils `timeout`, used to bound remote commands
 
@@ -60,6 +66,10 @@ def classify(result: CommandResult) -> Classification:
         return Classification(Kind.TRANSIENT, "connection", one_line(result.connection_error))
     if result.exit_code == 0:
         return Classification(Kind.OK, "ok", "")
+    if result.http_status in _HTTP_TRANSIENT:
+        return Classification(Kind.TRANSIENT, "server-unavailable", stderr)
+    if result.http_status in _HTTP_PERMANENT:
+        return Classification(Kind.PERMANENT, _HTTP_PERMANENT[result.http_status], stderr)
     if _LOCKED.search(result.stderr):
         return Classification(Kind.TRANSIENT, "locked", stderr)
     if _UNKNOWN_CT.search(result.stderr):

@@ -37,10 +37,29 @@ def retry_policy(settings: ActuatorSettings) -> RetryPolicy:
     )
 
 
+def executor_kind(config: AutoscaleConfig) -> str:
+    """ACTUATOR.executor, or what the original's keys imply when it is not set."""
+    if config.actuator.executor is not None:
+        return config.actuator.executor
+    if config.defaults.use_remote_proxmox:
+        return "ssh"
+    return "api" if config.defaults.backend == "api" else "local"
+
+
 def build_executor(config: AutoscaleConfig, node: str) -> Executor:
     defaults = config.defaults
-    if not defaults.use_remote_proxmox:
+    kind = executor_kind(config)
+    if kind == "local":
         return LocalExecutor()
+    if kind == "api":
+        from services.actuator.executors.api import ApiExecutor
+        from shared.proxmox_api import ProxmoxApi, endpoint_from_settings
+
+        try:
+            endpoint = endpoint_from_settings(defaults.proxmox_api, config.actuator.node_hosts.get(node))
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        return ApiExecutor(ProxmoxApi(endpoint), node)
     from services.actuator.executors.ssh import SshExecutor, SshTarget  # paramiko only when needed
 
     host = config.actuator.node_hosts.get(node) or defaults.proxmox_host

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", help="node name (default COLLECTOR.node, else the host name)")
     parser.add_argument(
         "--source",
-        choices=("auto", "cgroup", "pvesh", "sim"),
+        choices=("auto", "cgroup", "pvesh", "sim", "api"),
         help="where metrics come from (default COLLECTOR.source)",
     )
 
@@ -97,7 +97,7 @@ def build_collector(config: AutoscaleConfig, interval: float) -> Collector:
     root = settings.root
     node = node_name(settings.node, root)
     label = detect_source(settings.source, root)
-    source = build_source(label, root, node)
+    source = build_source(label, root, node, config.defaults.proxmox_api)
     log.info(
         "collector ready",
         extra={"event": "collector_ready", "node": node, "source": label, "root": str(root)},

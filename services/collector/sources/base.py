@@ -6,7 +6,7 @@ from typing import Literal, Protocol
 
 from services.collector.raw import RawNode
 
-SourceLabel = Literal["cgroup", "pvesh", "sim"]
+SourceLabel = Literal["cgroup", "pvesh", "sim", "api"]
 
 
 class SourceError(RuntimeError):

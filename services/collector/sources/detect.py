@@ -1,4 +1,5 @@
-"""Pick and build the metric source: files when the cgroup tree is readable, else pvesh."""
+"""Pick and build the metric source: files when the cgroup tree is readable, else pvesh;
+the Proxmox API only when asked for (`COLLECTOR.source: api`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Literal
 from services.collector.sources.base import MetricSource, SourceError, SourceLabel
 from services.collector.sources.cgroup import CGROUP_LXC, CgroupSource
 from services.collector.sources.pvesh import PveshSource
+from shared.config import ProxmoxApiSettings
 
-SourceSetting = Literal["auto", "cgroup", "pvesh", "sim"]
+SourceSetting = Literal["auto", "cgroup", "pvesh", "sim", "api"]
 
 
 def detect_source(
@@ -31,7 +33,18 @@ def detect_source(
     )
 
 
-def build_source(label: SourceLabel, root: Path, node: str) -> MetricSource:
+def build_source(
+    label: SourceLabel, root: Path, node: str, api: ProxmoxApiSettings | None = None
+) -> MetricSource:
     if label == "pvesh":
         return PveshSource(node, root)
+    if label == "api":
+        from services.collector.sources.api import ApiSource
+        from shared.proxmox_api import ProxmoxApi, endpoint_from_settings
+
+        try:
+            endpoint = endpoint_from_settings(api or ProxmoxApiSettings())
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        return ApiSource(node, ProxmoxApi(endpoint), timeout_s=(api or ProxmoxApiSettings()).timeout)
     return CgroupSource(root, label=label)

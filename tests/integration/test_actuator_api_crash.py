@@ -1,0 +1,113 @@
+"""Exactly-once through the API: the actuator process (ACTUATOR.executor: api) killed mid-intent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from actuator_harness import EventReader, eventually, intent, publish_intent, sim_node
+from nats.js.errors import NotFoundError
+from pve_api import PveApi, serve_api
+
+from shared import subjects
+from shared.config import API_TOKEN_ENV
+from shared.embedded_broker import EmbeddedBroker
+
+pytestmark = pytest.mark.integration
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def config_text(pve: PveApi) -> str:
+    return f"""\
+DEFAULT:
+  proxmox_api:
+    host: 127.0.0.1
+    port: {pve.double.port}
+    user: autoscale@pve
+    token_name: actuator
+    ca_file: {pve.tls.ca_path}
+ACTUATOR:
+  executor: api
+  command_timeout_s: 2
+  max_attempts: 3
+  backoff_initial_s: 0.01
+  backoff_max_s: 0.05
+"""
+
+
+def actuator_process(broker: EmbeddedBroker, pve: PveApi, config: Path, crash_after: str | None) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_", "LXC_AUTOSCALE"))}
+    env[API_TOKEN_ENV] = pve.secret
+    if crash_after:
+        env["AUTOSCALE_ACTUATOR_CRASH_AFTER"] = crash_after
+    # No --host-cores: the host's size is read through GET /nodes/pve1/status.
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "actuator", "--config", str(config), "--nats-url", broker.url,
+         "--node", "pve1", "--log-format", "json", "--log-level", "DEBUG"],
+        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pve(tmp_path: Path) -> Iterator[PveApi]:
+    with serve_api(sim_node(tmp_path / "node", (101, 2, 1024)), tmp_path / "tls") as api:
+        yield api
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    started: list[Any] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.mark.parametrize("step", ["command", "publish"])
+async def test_an_api_actuator_killed_mid_intent_makes_one_change_and_one_event(
+    nc: Any, broker: EmbeddedBroker, pve: PveApi, tmp_path: Path, processes: list[Any], step: str
+) -> None:
+    config = tmp_path / "autoscale.yaml"
+    config.write_text(config_text(pve))
+    js = nc.jetstream()
+    reader = await EventReader.open(js)
+    await publish_intent(js, intent(target=(4, 2048)))
+
+    first = actuator_process(broker, pve, config, crash_after=step)
+    processes.append(first)
+    assert await asyncio.to_thread(first.wait, 30) == -9
+    first_log = first.stderr.read().decode()
+    assert len(pve.calls("PUT")) == 1
+
+    second = actuator_process(broker, pve, config, crash_after=None)
+    processes.append(second)
+    [event] = await reader.take(1, timeout_s=30)
+    assert (event.outcome, event.detail) == ("applied", "resized")
+    assert (event.before.cores, event.after.cores) == (2, 4)  # type: ignore[union-attr]
+
+    async def intent_acked_and_journal_cleared() -> bool:
+        queued = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
+        journal = await js.key_value(subjects.ACTUATOR_BUCKET)
+        try:
+            await journal.get(subjects.state_key("pve1", 101))
+        except NotFoundError:
+            return bool(queued == 0)
+        return False
+
+    await eventually(intent_acked_and_journal_cleared, timeout_s=30)
+    assert await reader.nothing_more(wait_s=0.5) == []
+    assert len(pve.calls("PUT")) == 1 and pve.sim.pct_calls() == []
+    assert pve.sim.read_conf(101)["memory"] == "2048"
+    second.terminate()
+    _, second_log = await asyncio.to_thread(second.communicate, timeout=10)
+    assert "api_executor" in first_log  # it did log where it connects…
+    assert pve.secret not in first_log + second_log.decode()  # …and never the token
