@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "actuator": ("services.actuator.main", "apply scale intents with validated pct commands"),
     "decide": ("services.decider.cli", "run the decision core once on a sample file and print JSON"),
     "pause": ("services.decider.pause_cli", "pause scaling globally or for one container (--resume to undo)"),
+    "notifier": ("services.notifier.main", "send Gotify, e-mail, Uptime Kuma and webhook notifications"),
     "events": ("services.actuator.events_cli", "print scaling events from the events stream"),
     "rollback": ("services.actuator.rollback_cli", "restore containers to the sizes they had before"),
     "setup": ("cli.setup", "create the streams, consumers and buckets (idempotent)"),

@@ -3,7 +3,7 @@
 `load_config(path)` reads `/etc/lxc_autoscale/lxc_autoscale.yaml`-style files:
 `DEFAULT`, `TIER_<name>` (with `lxc_containers`), `HORIZONTAL_SCALING_GROUP_<n>`,
 `${VAR}` / `${VAR:-default}` expansion and the `LXC_AUTOSCALE_*` overrides.
-New sections `NATS`, `COLLECTOR`, `DECIDER`, `ACTUATOR` hold what the services add.
+New sections `NATS`, `COLLECTOR`, `DECIDER`, `ACTUATOR`, `NOTIFIER` hold what the services add.
 Every problem names the file and the key; all problems are reported at once.
 """
 
@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from shared.nats_settings import NatsSettings
 from shared.validation import HostName, NodeName
@@ -154,6 +163,11 @@ class Defaults(ScalingPolicy):
     gotify_url: str | None = None
     gotify_token: SecretStr | None = None
     uptime_kuma_webhook_url: SecretStr | None = None
+    # New: how to reach the SMTP server, and a generic JSON webhook (docs/notifier.md).
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_ca_file: Path | None = None  # trust this CA (e.g. a home lab's own) instead of the system's
+    webhook_url: SecretStr | None = None
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 key for the signature header
 
     @model_validator(mode="after")
     def _timezone_exists(self) -> Defaults:
@@ -218,6 +232,35 @@ class ActuatorSettings(_Section):
     host_memory_mb: int | None = Field(None, ge=16)
 
 
+NotifyOutcome = Literal["applied", "skipped", "failed", "rejected"]
+NotifyDirection = Literal["scale-up", "scale-down", "resize", "no-change"]
+
+
+class NotifierSettings(_Section):
+    """What the notifier sends and how hard it tries; the channels' own keys live in DEFAULT."""
+
+    outcomes: list[NotifyOutcome] = Field(
+        default_factory=lambda: list[NotifyOutcome](["applied", "failed", "rejected"])
+    )
+    # Applies to applied events only: failed and rejected ones always go out when selected.
+    directions: list[NotifyDirection] = Field(
+        default_factory=lambda: list[NotifyDirection](["scale-up", "scale-down", "resize"])
+    )
+    digest_interval_s: float = Field(0, ge=0, le=86_400)  # 0: one message per event
+    digest_max_events: int = Field(500, ge=1, le=10_000)
+    max_event_age_s: float = Field(86_400, gt=0)  # older events are recorded as skipped, not sent
+    timeout_s: float = Field(10, gt=0, le=300)
+    max_attempts: int = Field(4, ge=1, le=20)
+    backoff_initial_s: float = Field(1, gt=0)
+    backoff_max_s: float = Field(30, gt=0)
+    breaker_failures: int = Field(3, ge=1, le=100)
+    breaker_reset_s: float = Field(60, gt=0)
+    # Empty: any address, private and loopback included (home labs). Otherwise every
+    # address an endpoint resolves to must fall in one of these networks.
+    allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    webhook_signature_header: str = Field("X-Autoscale-Signature", pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+
 class AutoscaleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -229,6 +272,7 @@ class AutoscaleConfig(BaseModel):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     decider: DeciderSettings = Field(default_factory=DeciderSettings)
     actuator: ActuatorSettings = Field(default_factory=ActuatorSettings)
+    notifier: NotifierSettings = Field(default_factory=NotifierSettings)
     warnings: list[str] = Field(default_factory=list)
 
     def tier_name_of(self, vmid: int) -> str | None:
@@ -284,6 +328,7 @@ _SECTION_MODELS: dict[str, type[_Section]] = {
     "COLLECTOR": CollectorSettings,
     "DECIDER": DeciderSettings,
     "ACTUATOR": ActuatorSettings,
+    "NOTIFIER": NotifierSettings,
 }
 # The original's four secret overrides, kept verbatim.
 _LEGACY_ENV = {
@@ -344,10 +389,12 @@ def _env_overrides(defaults: dict[str, Any], env: Mapping[str, str]) -> dict[str
     for variable, key in _LEGACY_ENV.items():
         if env.get(variable):
             result[key] = env[variable]
-    for name in Defaults.model_fields:
+    for name, info in Defaults.model_fields.items():
         variable = f"LXC_AUTOSCALE_{name.upper()}"
         if variable in env and variable not in _LEGACY_ENV:
-            result[name] = yaml.safe_load(env[variable])
+            # A secret is taken verbatim: "0123" must not turn into the number 123.
+            secret = SecretStr in typing.get_args(info.annotation)
+            result[name] = env[variable] if secret else yaml.safe_load(env[variable])
     if env.get(API_TOKEN_ENV):  # the token secret, kept out of the file
         section = result.get("proxmox_api")
         known = section if isinstance(section, dict) else {}

@@ -91,5 +91,6 @@ def setup_logging(service: str, *, json_lines: bool | None = None, level: str = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("paramiko", "nats", "asyncio"):
+    # httpx logs every request URL at INFO, and a notification URL can hold a token.
+    for noisy in ("paramiko", "nats", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -91,6 +91,10 @@ BUCKETS: dict[str, KeyValueConfig] = {
     subjects.BACKUP_BUCKET: KeyValueConfig(bucket=subjects.BACKUP_BUCKET, history=5),
     subjects.ACTUATOR_BUCKET: KeyValueConfig(bucket=subjects.ACTUATOR_BUCKET, history=1),
     subjects.POLICY_BUCKET: KeyValueConfig(bucket=subjects.POLICY_BUCKET, history=10),
+    # Delivery records must outlive any redelivery of their event (the stream keeps 30 days).
+    subjects.NOTIFIER_BUCKET: KeyValueConfig(
+        bucket=subjects.NOTIFIER_BUCKET, history=1, ttl=31 * 24 * 3600.0
+    ),
 }
 
 

@@ -30,6 +30,10 @@ STATE_BUCKET = "autoscale_state"  # decider memory: cooldowns, windows, boosts, 
 BACKUP_BUCKET = "autoscale_backups"  # original sizes for rollback, written before the first change
 ACTUATOR_BUCKET = "autoscale_actuator"  # in-flight journal that makes redelivery exactly-once
 POLICY_BUCKET = "autoscale_policy"  # the running policy, watched by decider replicas
+NOTIFIER_BUCKET = "autoscale_notifier"  # one record per (event, channel) delivered or given up
+
+# Notification channels; each has its own durable consumer on the events stream.
+NOTIFIER_CHANNELS = ("gotify", "email", "uptime-kuma", "webhook")
 
 
 def metrics_subject(node: str) -> str:
@@ -63,3 +67,10 @@ def dead_letter_subject(service: str) -> str:
 def state_key(node: str, vmid: int) -> str:
     """KV key of one container, e.g. `pve1.101` (KV keys allow dots)."""
     return f"{check_node_name(node)}.{check_vmid(vmid)}"
+
+
+def notifier_consumer(channel: str) -> str:
+    """Durable name of one notification channel's consumer, e.g. `notifier-gotify`."""
+    if channel not in NOTIFIER_CHANNELS:
+        raise ValueError(f"unknown notification channel {channel!r}")
+    return f"notifier-{channel}"
