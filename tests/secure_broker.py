@@ -22,7 +22,7 @@ SHIPPED_CONF = REPO / "deploy" / "nats" / "nats-server.conf"
 
 # Service users of the shipped file; `setup` is the name tests use for the provisioning
 # user, which the file calls `admin`.
-USERS = ("admin", "collector", "decider", "actuator", "observer")
+USERS = ("admin", "collector", "decider", "actuator", "observer", "notifier")
 ALIASES = {"setup": "admin"}
 # Roles whose credentials are per node (`url_for(role, node)`); none yet in the shipped
 # file: the node is checked but every node shares the role's user until they are split.

@@ -45,7 +45,7 @@ def gotify(notification: Notification, base_url: str, token: str) -> HttpRequest
 def uptime_kuma(notification: Notification, push_url: str) -> HttpRequest:
     """An Uptime Kuma push monitor: GET the push URL with `status` (up/down) and `msg`."""
     parts = urlsplit(push_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("status", "msg")]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("status", "msg")]
     query += [("status", notification.status), ("msg", notification.title[:KUMA_MSG_LIMIT])]
     return HttpRequest("GET", urlunsplit(parts._replace(query=urlencode(query))))
 

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
 CI_FILE = REPO / "compose.ci.yaml"
 NATS_CONF = REPO / "deploy" / "nats" / "nats-server.conf"
-USERS = ("admin", "collector", "decider", "actuator", "observer")
+USERS = ("admin", "collector", "decider", "actuator", "observer", "notifier")
 PASSWORDS = {f"NATS_{u.upper()}_PASSWORD": f"pTest{u.capitalize()}Secret{i}x" for i, u in enumerate(USERS)}
 CI_VARS = {
     "CI_NATS_PORT": "14222",

@@ -1,6 +1,7 @@
 """The notifier against real endpoints on 127.0.0.1 (an HTTP server standing in for
 Gotify, Uptime Kuma and a webhook receiver; aiosmtpd with STARTTLS or TLS and a login)
-and a real nats-server. Time that matters (breaker pause, digest interval) is a fake clock."""
+and a real nats-server running the shipped configuration, the notifier signed in as
+its own `notifier` user. Time that matters (breaker pause, digest interval) is a fake clock."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,21 @@ from tests.notify_endpoints import HttpEndpoint, SmtpEndpoint, eventually
 
 pytestmark = pytest.mark.integration
 CHANNELS = ("gotify", "email", "uptime-kuma", "webhook")
+
+
+@pytest.fixture
+async def nc(shipped_broker: Any) -> AsyncIterator[Any]:
+    """The operator's connection (setup/admin user) that publishes the events."""
+    import nats
+
+    client = await nats.connect(shipped_broker.url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def notifier_url(shipped_broker: Any) -> str:
+    return str(shipped_broker.url_for("notifier"))
 
 
 @pytest.fixture
@@ -68,12 +84,13 @@ def received(http: HttpEndpoint, smtp: SmtpEndpoint) -> dict[str, int]:
 
 
 async def test_each_channel_gets_the_right_message_for_applied_failed_and_rejected(
-    broker: Any, nc: Any, http: HttpEndpoint, smtp: SmtpEndpoint, capsys: pytest.CaptureFixture[str]
+    notifier_url: str, nc: Any, http: HttpEndpoint, smtp: SmtpEndpoint, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup_logging("notifier", json_lines=True, level="INFO")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # the test SMTP server's own log
-    running = await start_notifier(broker.url, all_channels(http, smtp), FakeClock())
-    applied, failed, rejected = scale_event("applied", 1), scale_event("failed", 2), scale_event("rejected", 3)
+    running = await start_notifier(notifier_url, all_channels(http, smtp), FakeClock())
+    outcomes = ("applied", "failed", "rejected")
+    applied, failed, rejected = (scale_event(o, n) for n, o in enumerate(outcomes, 1))
     skipped = scale_event("skipped", 4)  # not selected by default
     await publish(nc.jetstream(), applied, skipped, failed, rejected)
     await eventually(lambda: received(http, smtp) == dict.fromkeys(CHANNELS, 3), what="3 per channel")
@@ -122,17 +139,17 @@ async def test_each_channel_gets_the_right_message_for_applied_failed_and_reject
 
 
 async def test_a_restart_sends_nothing_twice_even_when_every_ack_was_lost(
-    broker: Any, nc: Any, http: HttpEndpoint, smtp: SmtpEndpoint
+    notifier_url: str, nc: Any, http: HttpEndpoint, smtp: SmtpEndpoint
 ) -> None:
     js = nc.jetstream()
     config = all_channels(http, smtp)
-    first = await start_notifier(broker.url, config, FakeClock())
+    first = await start_notifier(notifier_url, config, FakeClock())
     await publish(js, *(scale_event("applied", n) for n in range(1, 4)))
     await eventually(lambda: received(http, smtp) == dict.fromkeys(CHANNELS, 3), what="first three")
     await first.stop()
 
     await publish(js, *(scale_event("failed", n) for n in range(4, 6)))  # while it is down
-    second = await start_notifier(broker.url, config, FakeClock())
+    second = await start_notifier(notifier_url, config, FakeClock())
     await eventually(lambda: received(http, smtp) == dict.fromkeys(CHANNELS, 5), what="the two new ones")
     await second.stop()
 
@@ -145,7 +162,7 @@ async def test_a_restart_sends_nothing_twice_even_when_every_ack_was_lost(
             ConsumerConfig(durable_name=name, ack_policy=AckPolicy.EXPLICIT,
                            deliver_policy=DeliverPolicy.ALL, filter_subject=subjects.EVENTS_ALL),
         )  # fmt: skip
-    third = await start_notifier(broker.url, config, FakeClock())
+    third = await start_notifier(notifier_url, config, FakeClock())
 
     async def all_acked() -> bool:
         for channel in CHANNELS:
@@ -165,7 +182,7 @@ async def test_a_restart_sends_nothing_twice_even_when_every_ack_was_lost(
 
 
 async def test_a_down_endpoint_opens_its_breaker_others_still_receive_and_it_closes_again(
-    broker: Any, nc: Any, http: HttpEndpoint, capsys: pytest.CaptureFixture[str]
+    notifier_url: str, nc: Any, http: HttpEndpoint, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup_logging("notifier", json_lines=True, level="INFO")
     hook = HttpEndpoint()
@@ -176,7 +193,7 @@ async def test_a_down_endpoint_opens_its_breaker_others_still_receive_and_it_clo
         gotify=f"{http.base}/gotify", webhook=f"{hook.base}/hook/{hook_token}",
         breaker_failures=2, breaker_reset_s=30, max_attempts=3,
     )  # fmt: skip
-    running = await start_notifier(broker.url, config, clock)
+    running = await start_notifier(notifier_url, config, clock)
     webhook = running.worker("webhook")
     js = nc.jetstream()
     try:
@@ -217,10 +234,10 @@ async def test_a_down_endpoint_opens_its_breaker_others_still_receive_and_it_clo
 
 
 async def test_digest_groups_a_burst_of_50_events_into_one_message_per_channel(
-    broker: Any, nc: Any, http: HttpEndpoint, smtp: SmtpEndpoint
+    notifier_url: str, nc: Any, http: HttpEndpoint, smtp: SmtpEndpoint
 ) -> None:
     clock = FakeClock()
-    running = await start_notifier(broker.url, all_channels(http, smtp, digest_interval_s=60), clock)
+    running = await start_notifier(notifier_url, all_channels(http, smtp, digest_interval_s=60), clock)
     burst = [scale_event("applied", n, vmid=100 + n) for n in range(1, 51)]
     await publish(nc.jetstream(), *burst)
     workers = running.notifier.service.workers
@@ -245,10 +262,10 @@ async def test_digest_groups_a_burst_of_50_events_into_one_message_per_channel(
 
 
 async def test_the_allow_list_keeps_notifications_inside_the_listed_networks(
-    broker: Any, nc: Any, http: HttpEndpoint
+    notifier_url: str, nc: Any, http: HttpEndpoint
 ) -> None:
     refused_config = notifier_config(webhook=f"{http.base}/hook", allowed_networks=["10.0.0.0/8"])
-    running = await start_notifier(broker.url, refused_config, FakeClock())
+    running = await start_notifier(notifier_url, refused_config, FakeClock())
     event = scale_event("failed", 1)
     await publish(nc.jetstream(), event)
     await eventually(lambda: running.worker("webhook").counts["failed"] == 1, what="refused")
@@ -258,16 +275,16 @@ async def test_the_allow_list_keeps_notifications_inside_the_listed_networks(
     assert http.requests == []
 
     allowed = notifier_config(webhook=f"{http.base}/hook", allowed_networks=["127.0.0.0/8", "::1/128"])
-    running = await start_notifier(broker.url, allowed, FakeClock())
+    running = await start_notifier(notifier_url, allowed, FakeClock())
     await publish(nc.jetstream(), scale_event("failed", 2))
     await eventually(lambda: len(http.on("/hook")) == 1, what="loopback allowed")
     await running.stop()
 
 
 async def test_poison_on_the_events_stream_is_set_aside_and_the_next_event_goes_out(
-    broker: Any, nc: Any, http: HttpEndpoint
+    notifier_url: str, nc: Any, http: HttpEndpoint
 ) -> None:
-    running = await start_notifier(broker.url, notifier_config(webhook=f"{http.base}/hook"), FakeClock())
+    running = await start_notifier(notifier_url, notifier_config(webhook=f"{http.base}/hook"), FakeClock())
     await nc.jetstream().publish(subjects.events_subject("pve1", 101), b"\xc1 not msgpack")
     await publish(nc.jetstream(), scale_event("failed", 1))
     await eventually(lambda: len(http.on("/hook")) == 1, what="the good event")
@@ -275,10 +292,10 @@ async def test_poison_on_the_events_stream_is_set_aside_and_the_next_event_goes_
     await running.stop()
 
 
-async def test_email_over_implicit_tls_with_login(broker: Any, nc: Any, tmp_path: Path) -> None:
+async def test_email_over_implicit_tls_with_login(notifier_url: str, nc: Any, tmp_path: Path) -> None:
     smtp = SmtpEndpoint(tmp_path, security="ssl", user="mailer", password="smtpPassw0rdZ9k")
     try:
-        running = await start_notifier(broker.url, notifier_config(smtp=smtp), FakeClock())
+        running = await start_notifier(notifier_url, notifier_config(smtp=smtp), FakeClock())
         await publish(nc.jetstream(), scale_event("rejected", 1))
         await eventually(lambda: len(smtp.messages) == 1, what="the mail")
         await running.stop()
@@ -288,10 +305,12 @@ async def test_email_over_implicit_tls_with_login(broker: Any, nc: Any, tmp_path
     assert login == "mailer" and "rejected" in mail["Subject"]
 
 
-async def test_a_wrong_smtp_password_fails_for_good_without_retries(broker: Any, nc: Any, tmp_path: Path) -> None:
+async def test_a_wrong_smtp_password_fails_for_good_without_retries(
+    notifier_url: str, nc: Any, tmp_path: Path
+) -> None:
     smtp = SmtpEndpoint(tmp_path, security="starttls", user="mailer", password="another-password")
     try:
-        running = await start_notifier(broker.url, notifier_config(smtp=smtp), FakeClock())
+        running = await start_notifier(notifier_url, notifier_config(smtp=smtp), FakeClock())
         event = scale_event("failed", 1)
         await publish(nc.jetstream(), event)
         await eventually(lambda: running.worker("email").counts["failed"] == 1, what="given up")
@@ -304,3 +323,34 @@ async def test_a_wrong_smtp_password_fails_for_good_without_retries(broker: Any,
     assert smtp.messages == []
 
 
+
+
+async def test_the_notifier_user_may_not_publish_events_nor_touch_other_consumers(
+    shipped_broker: Any, nc: Any
+) -> None:
+    import nats
+
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    client = await nats.connect(shipped_broker.url_for("notifier"), error_cb=on_error)
+    try:
+        for subject in (
+            subjects.events_subject("pve1", 101),
+            f"$JS.API.CONSUMER.DELETE.{subjects.EVENTS_STREAM}.notifier-webhook",
+            f"$JS.API.CONSUMER.MSG.NEXT.{subjects.INTENTS_STREAM}.actuator-pve1",
+            f"$JS.API.STREAM.PURGE.{subjects.EVENTS_STREAM}",
+            "$KV.autoscale_state.pve1.101",
+        ):
+            before = len(errors)
+            await client.publish(subject, b"probe")
+            await client.flush(timeout=2)
+            for _ in range(50):
+                if len(errors) > before:
+                    break
+                await asyncio.sleep(0.02)
+            assert any("permissions violation" in e for e in errors[before:]), subject
+    finally:
+        await client.close()
