@@ -86,10 +86,16 @@ def decider_consumer_config(settings: StreamSettings) -> ConsumerConfig:
     )
 
 
+ACTUATOR_RECORD_TTL_S = 2 * 3600.0
+
 BUCKETS: dict[str, KeyValueConfig] = {
     subjects.STATE_BUCKET: KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1),
     subjects.BACKUP_BUCKET: KeyValueConfig(bucket=subjects.BACKUP_BUCKET, history=5),
-    subjects.ACTUATOR_BUCKET: KeyValueConfig(bucket=subjects.ACTUATOR_BUCKET, history=1),
+    # Outcome records are kept past any redelivery of their intent (intents live at most
+    # intents_max_age_s, 1 h), then expire on their own.
+    subjects.ACTUATOR_BUCKET: KeyValueConfig(
+        bucket=subjects.ACTUATOR_BUCKET, history=1, ttl=ACTUATOR_RECORD_TTL_S
+    ),
     subjects.POLICY_BUCKET: KeyValueConfig(bucket=subjects.POLICY_BUCKET, history=10),
     # Delivery records must outlive any redelivery of their event (the stream keeps 30 days).
     subjects.NOTIFIER_BUCKET: KeyValueConfig(

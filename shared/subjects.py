@@ -13,7 +13,6 @@ ROOT = "autoscale"
 METRICS_PREFIX = f"{ROOT}.metrics"
 INTENTS_PREFIX = f"{ROOT}.intents"
 EVENTS_PREFIX = f"{ROOT}.events"
-DEAD_LETTER_PREFIX = f"{ROOT}.deadletter"
 
 METRICS_ALL = f"{METRICS_PREFIX}.*"
 INTENTS_ALL = f"{INTENTS_PREFIX}.*"
@@ -28,7 +27,7 @@ DECIDER_CONSUMER = "deciders"
 
 STATE_BUCKET = "autoscale_state"  # decider memory: cooldowns, windows, boosts, baselines
 BACKUP_BUCKET = "autoscale_backups"  # original sizes for rollback, written before the first change
-ACTUATOR_BUCKET = "autoscale_actuator"  # in-flight journal that makes redelivery exactly-once
+ACTUATOR_BUCKET = "autoscale_actuator"  # journal: in-flight changes and decided outcomes
 POLICY_BUCKET = "autoscale_policy"  # the running policy, watched by decider replicas
 NOTIFIER_BUCKET = "autoscale_notifier"  # one record per (event, channel) delivered or given up
 
@@ -58,10 +57,6 @@ def events_filter(node: str | None = None, vmid: int | None = None) -> str:
 def actuator_consumer(node: str) -> str:
     """Durable name of the actuator of one node (WorkQueue filters must not overlap)."""
     return f"actuator-{check_node_name(node)}"
-
-
-def dead_letter_subject(service: str) -> str:
-    return f"{DEAD_LETTER_PREFIX}.{service}"
 
 
 def state_key(node: str, vmid: int) -> str:

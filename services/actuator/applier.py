@@ -1,14 +1,15 @@
-"""Take one decoded intent to its outcome: check, back up, journal, change, verify.
+"""Take one decoded intent to its terminal step: ask the plan, do the step, repeat.
 
-Returns the event to publish; the caller publishes it, acknowledges the intent and
-clears the journal, in that order (see docs/actuator.md for the crash analysis).
+The decisions are in `plan.py` (pure); this module only reads and writes. It returns the
+terminal step (`Publish` or `Acknowledge`), which the handler finishes with `finish`
+in the order docs/actuator.md explains: store the event, publish it, then ack.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.actuator.commands import (
     ConfigUnreadable,
@@ -18,19 +19,32 @@ from services.actuator.commands import (
     parse_config,
     read_config,
 )
-from services.actuator.event_builder import build_event
 from services.actuator.execution import OnRetry, run_with_retries
 from services.actuator.executors.base import Executor
-from services.actuator.precondition import Rejected, decide, is_expired, screen
-from services.actuator.records import BackupRecord, JournalEntry
-from services.actuator.retry import Classification, Kind, RetryPolicy
+from services.actuator.plan import (
+    Acknowledge,
+    Change,
+    ChangeResult,
+    Facts,
+    Failure,
+    Publish,
+    Reading,
+    ReadSize,
+    SettleOrphan,
+    plan,
+)
+from services.actuator.precondition import SizeBounds, screen
+from services.actuator.publisher import EventPublisher
+from services.actuator.records import BackupRecord, JournalEntry, OutcomeRecord
+from services.actuator.retry import ResultKind, RetryPolicy
 from services.actuator.store import ActuatorStore
+from shared import failpoints
 from shared.clock import Clock
-from shared.models import EventOutcome, ResourceSize, ScaleEvent, ScaleIntent
+from shared.models import ResourceSize, ScaleEvent, ScaleIntent
 
 log = logging.getLogger(__name__)
 
-APPLIED_DETAIL = "resized"
+Terminal = Publish | Acknowledge
 
 
 @dataclass(frozen=True)
@@ -39,20 +53,7 @@ class ApplierSettings:
     limits: HostLimits
     pct_path: str
     policy: RetryPolicy
-
-
-@dataclass(frozen=True)
-class Report:
-    event: ScaleEvent
-    journaled: bool  # the journal holds this intent and must be cleared after the ack
-    republish: bool = False  # recovered after a crash: the event may already be stored
-
-
-@dataclass(frozen=True)
-class _Read:
-    size: ResourceSize | None
-    failure: Classification | None
-    attempts: int
+    bounds: Callable[[int], SizeBounds]  # the tier bounds of a container
 
 
 class Applier:
@@ -62,169 +63,117 @@ class Applier:
         settings: ApplierSettings,
         executor: Executor,
         store: ActuatorStore,
+        publisher: EventPublisher,
         clock: Clock,
-        checkpoint: Callable[[str], None] = lambda step: None,
-        publish_orphan: Callable[[ScaleEvent], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._executor = executor
         self._store = store
+        self._publisher = publisher
         self._clock = clock
-        self._checkpoint = checkpoint
-        self._publish_orphan = publish_orphan
 
-    async def process(self, intent: ScaleIntent, on_retry: OnRetry) -> Report:
-        started = self._clock.monotonic()
+    async def process(self, intent: ScaleIntent, on_retry: OnRetry) -> Terminal:
+        facts = await self._load(intent)
+        while True:
+            step = plan(intent, facts, self._clock.now())
+            match step:
+                case Publish() | Acknowledge():
+                    return step
+                case ReadSize():
+                    facts = replace(facts, current=await self._read(intent.vmid, on_retry))
+                case SettleOrphan(orphan=orphan, event=event):
+                    await self._settle_orphan(orphan, event)
+                    facts = replace(facts, inflight=None, orphan_record=None)
+                case Change(command=command, before=before):
+                    facts = replace(facts, change=await self._change(intent, command, before, on_retry))
+
+    async def finish(
+        self, intent: ScaleIntent, step: Terminal, acknowledge: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Store the decided event, publish it, ack; each step survives a crash after it."""
         node = self._settings.node
+        if isinstance(step, Publish):
+            if not step.stored:
+                await self._store.write_outcome(OutcomeRecord(event=step.event))
+                await failpoints.reach("actuator.after-decide")
+            if step.clears_inflight:
+                await self._store.clear_journal(node, intent.vmid)
+            await self._publisher.publish(step.event)
+            await failpoints.reach("actuator.after-publish")
+            await self._store.write_outcome(OutcomeRecord(event=step.event, published=True))
+        await acknowledge()
+        await failpoints.reach("actuator.after-ack")
 
-        def event(
-            outcome: EventOutcome,
-            detail: str,
-            *,
-            message: str,
-            attempts: int = 0,
-            before: ResourceSize | None = None,
-            after: ResourceSize | None = None,
-        ) -> Report:
-            built = build_event(
-                intent,
-                outcome,
-                detail,
-                occurred_at=self._clock.now(),
-                duration_ms=(self._clock.monotonic() - started) * 1000,
-                message=message,
-                attempts=attempts,
-                before=before,
-                after=after,
-            )
-            return Report(built, journaled=False)
-
-        screened = screen(intent, node, self._settings.limits)
-        if isinstance(screened, Rejected):
-            return event("rejected", screened.code, message=screened.message)
-        journal = await self._store.journal(node, intent.vmid)
-        mine = journal is not None and journal.intent.intent_id == intent.intent_id
-        if journal is not None and mine and journal.settled is not None:
-            return Report(journal.settled, journaled=True, republish=True)
-        if is_expired(intent, self._clock.now()) and not mine:
-            return event("skipped", "expired", message=f"intent expired at {intent.expires_at.isoformat()}")
-
-        read = await self._read(intent.vmid, on_retry)
-        if read.size is None:
-            assert read.failure is not None
-            return event("failed", read.failure.code, message=read.failure.message, attempts=read.attempts)
-        current = read.size
-        if journal is not None and not mine:
-            await self._settle_orphan(journal, current)
-
-        decision = decide(intent, current, mine)
-        if decision.verdict == "recover":
-            assert journal is not None
-            recovered = event("applied", APPLIED_DETAIL, before=journal.before, after=current,
-                              message=decision.message, attempts=1)  # fmt: skip
-            return Report(recovered.event, journaled=True, republish=True)
-        if decision.verdict != "apply":
-            return event("skipped", decision.verdict, message=decision.message, before=current, after=current)
-        applied = await self._apply(intent, screened, current, on_retry)
-        return Report(
-            build_event(
-                intent,
-                applied.outcome,
-                applied.detail,
-                occurred_at=self._clock.now(),
-                duration_ms=(self._clock.monotonic() - started) * 1000,
-                message=applied.message,
-                before=current,
-                after=applied.after,
-                attempts=applied.attempts,
-            ),
-            journaled=True,
+    async def _load(self, intent: ScaleIntent) -> Facts:
+        node, vmid = self._settings.node, intent.vmid
+        screened = screen(intent, node, self._settings.limits, self._settings.bounds(vmid))
+        if intent.node != node:  # never touch another node's journal keys
+            return Facts(screened=screened, record=None, inflight=None, received_at=self._clock.now())
+        inflight = await self._store.journal(node, vmid)
+        orphan = inflight.intent.intent_id if inflight is not None else intent.intent_id
+        return Facts(
+            screened=screened,
+            record=await self._store.outcome(node, vmid, intent.intent_id),
+            inflight=inflight,
+            orphan_record=None
+            if orphan == intent.intent_id
+            else await self._store.outcome(node, vmid, orphan),
+            received_at=self._clock.now(),
         )
 
-    async def _apply(
-        self, intent: ScaleIntent, command: Resize, current: ResourceSize, on_retry: OnRetry
-    ) -> _Applied:
+    async def _change(
+        self, intent: ScaleIntent, command: Resize, before: ResourceSize, on_retry: OnRetry
+    ) -> ChangeResult:
         node, now = self._settings.node, self._clock.now()
-        record = BackupRecord(
-            node=node, vmid=intent.vmid, original=current, saved_at=now, intent_id=intent.intent_id
+        backup = BackupRecord(
+            node=node, vmid=intent.vmid, original=before, saved_at=now, intent_id=intent.intent_id
         )
-        if await self._store.save_original(record):
+        if await self._store.save_original(backup):
             log.info(
                 "original size saved", extra={"event": "backup_saved", "node": node, "vmid": intent.vmid}
             )
+        await failpoints.reach("actuator.after-backup")
         await self._store.write_journal(
-            node, intent.vmid, JournalEntry(intent=intent, before=current, started_at=now)
+            node, intent.vmid, JournalEntry(intent=intent, before=before, started_at=now)
         )
-
+        await failpoints.reach("actuator.after-journal")
         done = await run_with_retries(
             self._executor, argv(command, self._settings.pct_path), self._settings.policy, on_retry=on_retry
         )
-        self._checkpoint("command")
-        if done.classification.kind is not Kind.OK:
-            return _Applied(
-                "failed", done.classification.code, done.classification.message, None, done.attempts
-            )
+        await failpoints.reach("actuator.after-command")
+        if done.classification.kind is not ResultKind.OK:
+            failure = Failure(done.classification.code, done.classification.message)
+            return ChangeResult(command_failure=failure, readback=None, attempts=done.attempts)
+        readback = await self._read(intent.vmid, on_retry)
+        return ChangeResult(command_failure=None, readback=readback, attempts=done.attempts)
 
-        after = await self._read(intent.vmid, on_retry)
-        if after.size is None:
-            assert after.failure is not None
-            message = f"changed, but reading it back failed: {after.failure.message}"
-            return _Applied("failed", "verify-unreadable", message, None, done.attempts)
-        if after.size != intent.target:
-            found = f"cores {after.size.cores}, memory {after.size.memory_mb} MB"
-            message = f"pct set succeeded but the container has {found}"
-            return _Applied("failed", "verify-mismatch", message, after.size, done.attempts)
-        return _Applied("applied", APPLIED_DETAIL, "", after.size, done.attempts)
-
-    async def settle(self, intent: ScaleIntent, event: ScaleEvent) -> None:
-        """Record the outcome in the journal before publishing it (crash between the two)."""
-        before = event.before or intent.expected
-        entry = JournalEntry(intent=intent, before=before, started_at=self._clock.now(), settled=event)
-        await self._store.write_journal(self._settings.node, intent.vmid, entry)
-
-    async def clear(self, intent: ScaleIntent) -> None:
-        await self._store.clear_journal(self._settings.node, intent.vmid)
-
-    async def _read(self, vmid: int, on_retry: OnRetry) -> _Read:
+    async def _read(self, vmid: int, on_retry: OnRetry) -> Reading:
         done = await run_with_retries(
             self._executor, argv(read_config(vmid), self._settings.pct_path), self._settings.policy,
             on_retry=on_retry,
         )  # fmt: skip
-        if done.classification.kind is not Kind.OK:
-            return _Read(None, done.classification, done.attempts)
+        if done.classification.kind is not ResultKind.OK:
+            failure = Failure(done.classification.code, done.classification.message)
+            return Reading(None, failure, done.attempts)
         try:
             config = parse_config(done.result.stdout)
         except ConfigUnreadable as exc:
-            return _Read(None, Classification(Kind.PERMANENT, "config-unreadable", str(exc)), done.attempts)
+            return Reading(None, Failure("config-unreadable", str(exc)), done.attempts)
         size = ResourceSize(cores=config.effective_cores(self._settings.limits), memory_mb=config.memory_mb)
-        return _Read(size, None, done.attempts)
+        return Reading(size, None, done.attempts)
 
-    async def _settle_orphan(self, journal: JournalEntry, current: ResourceSize) -> None:
+    async def _settle_orphan(self, orphan: JournalEntry, event: ScaleEvent | None) -> None:
         """Another intent's entry: it crashed mid-way and a newer intent got here first."""
-        orphan = journal.intent
-        if journal.settled is not None:
-            event: ScaleEvent | None = journal.settled
-        elif current == orphan.target:
-            event = build_event(
-                orphan, "applied", APPLIED_DETAIL, occurred_at=self._clock.now(),
-                before=journal.before, after=current, attempts=1,
-                message="the change was made before a restart; reporting it now",
-            )  # fmt: skip
-        else:
-            event = None
-        if event is not None and self._publish_orphan is not None:
-            await self._publish_orphan(event)
-        await self._store.clear_journal(self._settings.node, orphan.vmid)
+        if event is not None:
+            await self._store.write_outcome(OutcomeRecord(event=event))
+            await self._publisher.publish(event)
+            await self._store.write_outcome(OutcomeRecord(event=event, published=True))
+        await self._store.clear_journal(self._settings.node, orphan.intent.vmid)
         log.warning(
             "settled the journal of an earlier intent",
-            extra={"event": "journal_orphan", "intent_id": orphan.intent_id, "vmid": orphan.vmid},
+            extra={
+                "event": "journal_orphan",
+                "intent_id": orphan.intent.intent_id,
+                "vmid": orphan.intent.vmid,
+            },
         )
-
-
-@dataclass(frozen=True)
-class _Applied:
-    outcome: EventOutcome
-    detail: str
-    message: str
-    after: ResourceSize | None
-    attempts: int

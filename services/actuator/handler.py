@@ -1,8 +1,9 @@
 """One intent message from decode to acknowledgement.
 
-Order matters: publish the event, then `ack_sync()` the intent, then clear the journal.
-A crash anywhere before the ack means redelivery, and the journal makes the retry
-report the change instead of making it again.
+Decode, take the container's lock, let the applier plan and act, then finish: store the
+event, publish it, ack. Nothing one message does can stop the service: broker or KV
+trouble naks the intent for a retry (it is still valid, and expires on its own);
+anything else is a bug or a poison message and ends as a terminal `failed` event.
 """
 
 from __future__ import annotations
@@ -10,39 +11,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
-from nats.js.errors import NotFoundError
+import nats.errors
+from nats.js.errors import Error as JetStreamError
 
-from services.actuator.applier import Applier, Report
-from services.actuator.retry import Classification
-from shared import subjects
-from shared.codec import CodecError, decode, encode
+from services.actuator.applier import Applier
+from services.actuator.event_builder import build_event
+from services.actuator.plan import Publish
+from services.actuator.retry import Classification, one_line
+from shared.codec import CodecError, decode
 from shared.models import ScaleEvent, ScaleIntent
 
 log = logging.getLogger(__name__)
 
 NAK_DELAY_S = 1.0  # after a broker hiccup: try the intent again soon, it is still valid
+# What a broker or KV outage raises; anything else from one intent is a bug or poison.
+BROKER_TROUBLE = (nats.errors.Error, JetStreamError, asyncio.TimeoutError, ConnectionError)
 
 
 class IntentHandler:
-    def __init__(
-        self,
-        *,
-        js: Any,
-        applier: Applier,
-        progress_every_s: float,
-        checkpoint: Callable[[str], None] = lambda step: None,
-    ) -> None:
-        self._js = js
+    def __init__(self, *, applier: Applier, progress_every_s: float, now: Callable[[], datetime]) -> None:
         self._applier = applier
         self._progress_every_s = progress_every_s
-        self._checkpoint = checkpoint
-        # One intent per container at a time; different containers run side by side.
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._now = now
+        self._locks = ContainerLocks()
         self.counts: Counter[str] = Counter()
+
+    @property
+    def locked_containers(self) -> int:
+        return len(self._locks)
 
     async def handle(self, msg: Any) -> None:
         try:
@@ -54,49 +55,47 @@ class IntentHandler:
             )
             await _quietly(msg.term())
             return
-        async with self._locks[intent.vmid], self._keep_alive(msg):
-            try:
-                report = await self._applier.process(intent, self._progress(msg))
-                await self._finish(intent, report, msg)
-            except Exception as exc:  # broker or KV trouble: the intent stays queued
-                self.counts["retry-later"] += 1
-                log.warning(
-                    "could not finish the intent, it will be redelivered",
-                    extra={"event": "intent_retry_later", "intent_id": intent.intent_id,
-                           "vmid": intent.vmid, "error": f"{type(exc).__name__}: {exc}"},
-                )  # fmt: skip
-                await _quietly(msg.nak(delay=NAK_DELAY_S))
+        async with self._locks.held(intent.vmid), self._keep_alive(msg):
+            await self._handle(intent, msg)
 
-    async def _finish(self, intent: ScaleIntent, report: Report, msg: Any) -> None:
-        event = report.event
-        if report.journaled and not report.republish:
-            await self._applier.settle(intent, event)
-        await self.publish(event, check_stored=report.republish)
-        self._checkpoint("publish")
-        await msg.ack_sync()
-        self.counts[event.outcome] += 1
-        if report.journaled:
-            await self._applier.clear(intent)
-        _log_event(event)
-
-    async def publish(self, event: ScaleEvent, *, check_stored: bool = False) -> None:
-        """Publish with the event id as Nats-Msg-Id, so a second copy is dropped by the stream.
-
-        After a crash the copy may be older than the duplicate window; then the last stored
-        event of the container is compared too.
-        """
-        subject = subjects.events_subject(event.node, event.vmid)
-        if check_stored and await self._is_last_stored(subject, event.event_id):
-            return
-        await self._js.publish(subject, encode(event), headers={"Nats-Msg-Id": event.event_id})
-
-    async def _is_last_stored(self, subject: str, event_id: str) -> bool:
+    async def _handle(self, intent: ScaleIntent, msg: Any) -> None:
         try:
-            last = await self._js.get_last_msg(subjects.EVENTS_STREAM, subject)
-        except NotFoundError:
-            return False
-        headers = last.headers or {}
-        return bool(headers.get("Nats-Msg-Id") == event_id)
+            step = await self._applier.process(intent, self._progress(msg))
+            await self._applier.finish(intent, step, msg.ack_sync)
+        except BROKER_TROUBLE as exc:
+            self._retry_later(intent, exc)
+            await _quietly(msg.nak(delay=NAK_DELAY_S))
+            return
+        except Exception as exc:  # poison or bug: one terminal event, the service goes on
+            step = Publish("internal-error", self._internal_error(intent, exc))
+            try:
+                await self._applier.finish(intent, step, msg.ack_sync)
+            except Exception as again:
+                self._retry_later(intent, again)
+                await _quietly(msg.nak(delay=NAK_DELAY_S))
+                return
+        self._count(step)
+
+    def _count(self, step: Any) -> None:
+        event = step.event if isinstance(step, Publish) else None
+        self.counts[event.outcome if event is not None else "republished"] += 1
+        if event is not None:
+            _log_event(event)
+
+    def _internal_error(self, intent: ScaleIntent, exc: Exception) -> ScaleEvent:
+        self.counts["internal-error"] += 1
+        text = one_line(f"{type(exc).__name__}: {exc}")
+        log.exception("intent failed on an unexpected error", extra={"event": "intent_internal_error",
+                      "intent_id": intent.intent_id, "vmid": intent.vmid, "error": text})  # fmt: skip
+        return build_event(intent, "failed", "internal-error", occurred_at=self._now(), message=text)
+
+    def _retry_later(self, intent: ScaleIntent, exc: BaseException) -> None:
+        self.counts["retry-later"] += 1
+        log.warning(
+            "could not finish the intent, it will be redelivered",
+            extra={"event": "intent_retry_later", "intent_id": intent.intent_id,
+                   "vmid": intent.vmid, "error": f"{type(exc).__name__}: {exc}"},
+        )  # fmt: skip
 
     def _progress(self, msg: Any) -> Callable[[int, Classification], Any]:
         async def report(attempt: int, verdict: Classification) -> None:
@@ -121,6 +120,31 @@ class IntentHandler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class ContainerLocks:
+    """One intent per container at a time (FIFO); a lock lives only while someone holds
+    or waits for it, so the map does not grow with every container ever seen."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def held(self, vmid: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(vmid, (asyncio.Lock(), 0))
+        self._locks[vmid] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[vmid]
+            if users == 1:
+                del self._locks[vmid]
+            else:
+                self._locks[vmid] = (lock, users - 1)
 
 
 async def _quietly(call: Any) -> None:

@@ -8,21 +8,17 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 
 from services.actuator.commands import CommandRefused, HostLimits
 from services.actuator.executors.base import Executor
 from services.actuator.wiring import StartupError, build_actuator, build_executor, probe_host
+from shared import failpoints
 from shared.config import ActuatorSettings, AutoscaleConfig
 from shared.nats_settings import connect
 from shared.node_name import node_name
 from shared.service_config import add_common_arguments, start_service
 
 log = logging.getLogger(__name__)
-
-# Fault-injection hook for tests only: SIGKILL ourselves right after a step
-# ("command": pct set returned; "publish": the event is stored, the intent not yet acked).
-CRASH_HOOK_ENV = "AUTOSCALE_ACTUATOR_CRASH_AFTER"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         "host_memory_mb": args.host_memory_mb,
     }
     config = start_service("actuator", args, {"actuator": flags})
+    failpoints.arm_from_environment(os.environ)
     try:
         return asyncio.run(_serve(config, args))
     except (StartupError, CommandRefused, ValueError) as exc:
@@ -63,7 +60,7 @@ async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
         nc = await connect(config.nats, service="actuator")
         actuator = await build_actuator(
             nc=nc, node=node, settings=settings, executor=executor, limits=limits,
-            checkpoint=_crash_hook(), max_in_flight=args.max_in_flight,
+            tiers=config, max_in_flight=args.max_in_flight,
         )  # fmt: skip
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -84,17 +81,3 @@ async def _host_limits(settings: ActuatorSettings, executor: Executor) -> HostLi
         return HostLimits(cores=cores, memory_mb=memory_mb)
     probed = await probe_host(executor, settings.command_timeout_s)
     return HostLimits(cores=cores or probed.cores, memory_mb=memory_mb or probed.memory_mb)
-
-
-def _crash_hook() -> Callable[[str], None]:
-    step = os.environ.get(CRASH_HOOK_ENV)
-    if not step:
-        return lambda _step: None
-    log.warning("fault-injection hook armed", extra={"event": "crash_hook_armed", "step": step})
-
-    def checkpoint(reached: str) -> None:
-        if reached == step:
-            sys.stderr.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return checkpoint

@@ -1,16 +1,14 @@
-"""What to do with an intent, given the container's current size. Pure.
+"""Whether an intent may run at all, before anything is read. Pure.
 
-The intent names a target and the size it expects to find. Exactly one of these holds:
-the change was already made by this very intent before a crash (recover: report it),
-the container already has the target (skip), it no longer has the expected size (skip,
-stale), the intent is a dry run (skip, report only), or the change goes ahead.
+An intent must be for our node, its target must pass the command model (within the
+host) and the bounds of the container's tier (a second line of defence behind the
+decider, against a forged or buggy intent), and its event must fit in a message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from services.actuator.commands import CommandRefused, HostLimits, Resize, resize
 from shared.models import ResourceSize, ScaleIntent
@@ -22,40 +20,43 @@ class Rejected:
     message: str
 
 
-def screen(intent: ScaleIntent, node: str, limits: HostLimits) -> Resize | Rejected:
+@dataclass(frozen=True)
+class SizeBounds:
+    """A tier's limits for one container (memory_max None: only the host limits it)."""
+
+    cores_min: int
+    cores_max: int
+    memory_min_mb: int
+    memory_max_mb: int | None
+
+
+def screen(intent: ScaleIntent, node: str, limits: HostLimits, bounds: SizeBounds) -> Resize | Rejected:
     """The command an intent asks for, or why it must never run."""
     if intent.node != node:
         return Rejected("wrong-node", f"intent for node {intent.node} reached the actuator of {node}")
     try:
-        return resize(intent.vmid, intent.target.cores, intent.target.memory_mb, limits)
+        command = resize(intent.vmid, intent.target.cores, intent.target.memory_mb, limits)
     except CommandRefused as exc:
         return Rejected(exc.code, str(exc))
+    outside = _outside(intent.target, bounds)
+    if outside:
+        return Rejected("outside-tier", f"target {size_text(intent.target)} is outside the tier: {outside}")
+    return command
+
+
+def _outside(target: ResourceSize, bounds: SizeBounds) -> str:
+    if not bounds.cores_min <= target.cores <= bounds.cores_max:
+        return f"cores must be within {bounds.cores_min}..{bounds.cores_max}"
+    if target.memory_mb < bounds.memory_min_mb:
+        return f"memory must be at least {bounds.memory_min_mb} MB"
+    if bounds.memory_max_mb is not None and target.memory_mb > bounds.memory_max_mb:
+        return f"memory must be at most {bounds.memory_max_mb} MB"
+    return ""
 
 
 def is_expired(intent: ScaleIntent, now: datetime) -> bool:
     return now >= intent.expires_at
 
 
-Verdict = Literal["recover", "already-applied", "stale", "dry-run", "apply"]
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    message: str
-
-
-def decide(intent: ScaleIntent, current: ResourceSize, journal_is_this_intent: bool) -> Decision:
-    if current == intent.target:
-        if journal_is_this_intent:
-            return Decision("recover", "the change was made before a restart; reporting it now")
-        return Decision("already-applied", f"the container already has {_size(current)}")
-    if current != intent.expected:
-        return Decision("stale", f"expected {_size(intent.expected)} but the container has {_size(current)}")
-    if intent.dry_run:
-        return Decision("dry-run", f"dry run: would set {_size(current)} -> {_size(intent.target)}")
-    return Decision("apply", "")
-
-
-def _size(size: ResourceSize) -> str:
+def size_text(size: ResourceSize) -> str:
     return f"cores {size.cores}, memory {size.memory_mb} MB"

@@ -25,14 +25,22 @@ class BackupRecord(_Record):
 
 
 class JournalEntry(_Record):
-    """Written just before `pct set`, and again once the outcome is known (`settled`).
+    """The container's in-flight entry (key `<node>.<vmid>`), written just before `pct set`
+    and deleted once the intent's outcome is stored.
 
-    A redelivered intent that finds its own entry here knows the command may have run:
-    with `settled` set it republishes that event; without it, it compares the container
-    with the target to learn whether the change was made.
+    A redelivered intent that finds its own entry here knows the command may have run, and
+    compares the container with the target to learn whether the change was made.
     """
 
     intent: ScaleIntent
     before: ResourceSize
     started_at: AwareDatetime
-    settled: ScaleEvent | None = None
+
+
+class OutcomeRecord(_Record):
+    """The event decided for one intent, stored before it is published (key
+    `<node>.<vmid>.<intent_id>`). A redelivered intent republishes this event, so an
+    intent has exactly one outcome; `published` spares the republish once it is stored."""
+
+    event: ScaleEvent
+    published: bool = False

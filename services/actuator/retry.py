@@ -39,7 +39,7 @@ def one_line(text: str, limit: int = 400) -> str:
     return sanitize(" ".join(text.split()), limit=limit)
 
 
-class Kind(enum.Enum):
+class ResultKind(enum.Enum):
     OK = "ok"
     TRANSIENT = "transient"
     PERMANENT = "permanent"
@@ -47,39 +47,41 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class Classification:
-    kind: Kind
+    kind: ResultKind
     code: str  # becomes the event's `detail`, e.g. "locked", "unknown-container"
     message: str  # sanitized, safe for logs and events
 
     @property
     def transient(self) -> bool:
-        return self.kind is Kind.TRANSIENT
+        return self.kind is ResultKind.TRANSIENT
 
 
 def classify(result: CommandResult) -> Classification:
     stderr = one_line(result.stderr)
     if result.setup_error is not None:
-        return Classification(Kind.PERMANENT, result.setup_code, one_line(result.setup_error))
+        return Classification(ResultKind.PERMANENT, result.setup_code, one_line(result.setup_error))
     if result.timed_out or result.exit_code == TIMEOUT_EXIT:
-        return Classification(Kind.TRANSIENT, "timeout", "the command did not finish in time and was killed")
+        return Classification(
+            ResultKind.TRANSIENT, "timeout", "the command did not finish in time and was killed"
+        )
     if result.connection_error is not None:
-        return Classification(Kind.TRANSIENT, "connection", one_line(result.connection_error))
+        return Classification(ResultKind.TRANSIENT, "connection", one_line(result.connection_error))
     if result.exit_code == 0:
-        return Classification(Kind.OK, "ok", "")
+        return Classification(ResultKind.OK, "ok", "")
     if result.http_status in _HTTP_TRANSIENT:
-        return Classification(Kind.TRANSIENT, "server-unavailable", stderr)
+        return Classification(ResultKind.TRANSIENT, "server-unavailable", stderr)
     if result.http_status in _HTTP_PERMANENT:
-        return Classification(Kind.PERMANENT, _HTTP_PERMANENT[result.http_status], stderr)
+        return Classification(ResultKind.PERMANENT, _HTTP_PERMANENT[result.http_status], stderr)
     if _LOCKED.search(result.stderr):
-        return Classification(Kind.TRANSIENT, "locked", stderr)
+        return Classification(ResultKind.TRANSIENT, "locked", stderr)
     if _UNKNOWN_CT.search(result.stderr):
-        return Classification(Kind.PERMANENT, "unknown-container", stderr)
+        return Classification(ResultKind.PERMANENT, "unknown-container", stderr)
     if _INVALID_VALUE.search(result.stderr):
-        return Classification(Kind.PERMANENT, "invalid-value", stderr)
+        return Classification(ResultKind.PERMANENT, "invalid-value", stderr)
     if result.exit_code == SSH_CONNECTION_EXIT and _CONNECTION.search(result.stderr):
-        return Classification(Kind.TRANSIENT, "connection", stderr)
+        return Classification(ResultKind.TRANSIENT, "connection", stderr)
     return Classification(
-        Kind.PERMANENT, "command-failed", stderr or f"exit status {result.exit_code} without a message"
+        ResultKind.PERMANENT, "command-failed", stderr or f"exit status {result.exit_code} without a message"
     )
 
 
@@ -92,15 +94,6 @@ class RetryPolicy:
     max_backoff_s: float = 10.0
     jitter_s: float = 0.5
     command_timeout_s: float = 30.0
-
-    def backoff_s(self, attempt: int) -> float:
-        """The longest wait after failed attempt number `attempt` (1-based), jitter included."""
-        return min(self.initial_backoff_s * 2.0 ** (attempt - 1) + self.jitter_s, self.max_backoff_s)
-
-    def budget_s(self) -> float:
-        """Worst case for one command with every retry: all attempts time out."""
-        waits = sum(self.backoff_s(n) for n in range(1, self.max_attempts))
-        return self.max_attempts * self.command_timeout_s + waits
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import nats.errors
@@ -47,46 +47,60 @@ class ActuatorService:
     node: str
     max_in_flight: int = 8
     fetch_timeout_s: float = 1.0
+    _subscription: Any = field(default=None, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.max_in_flight)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and handle intents until `stop` is set, then let in-flight intents finish."""
-        slots = asyncio.Semaphore(self.max_in_flight)
-        tasks: set[asyncio.Task[None]] = set()
-        consumer = subjects.actuator_consumer(self.node)
-        subscription = None
-        log.info("actuator ready", extra={"event": "actuator_ready", "node": self.node, "consumer": consumer})
+        log.info("actuator ready", extra={"event": "actuator_ready", "node": self.node,
+                                          "consumer": subjects.actuator_consumer(self.node)})  # fmt: skip
         while not stop.is_set():
-            if subscription is None:
-                subscription = await self._subscribe(consumer, stop)
-                if subscription is None:
-                    continue
-            free = await self._wait_for_slots(slots)
-            try:
-                messages = await self._fetch(subscription, free, stop)
-            except Exception as exc:  # connection lost, consumer gone: start a fresh subscription
-                log.warning("fetch failed, resubscribing", extra={"event": "fetch_failed", "error": str(exc)})
-                await _unsubscribe(subscription)
-                subscription = None
-                await _sleep_unless(stop, RESUBSCRIBE_PAUSE_S)
-                messages = []
-            finally:
-                for _ in range(free):
-                    slots.release()
-            for msg in messages:
-                await slots.acquire()
-                task = asyncio.create_task(self._handle(msg, slots))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if subscription is not None:
-            await _unsubscribe(subscription)
+            await self.tick(stop)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _unsubscribe(self._subscription)
 
-    async def _fetch(self, subscription: Any, batch: int, stop: asyncio.Event) -> list[Any]:
+    async def tick(self, stop: asyncio.Event) -> int:
+        """One cycle: subscribe if needed, fetch as many intents as there are free slots,
+        start handling them. Returns how many were started; never raises."""
+        if not await self._subscribed(stop):
+            return 0
+        free = await self._take_free_slots()
+        try:
+            messages = await self._fetch(free, stop)
+        finally:
+            for _ in range(free):
+                self._slots.release()
+        for msg in messages:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._handle(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(messages)
+
+    async def _subscribed(self, stop: asyncio.Event) -> bool:
+        if self._subscription is not None:
+            return True
+        try:
+            self._subscription = await self.js.pull_subscribe_bind(
+                subjects.actuator_consumer(self.node), stream=subjects.INTENTS_STREAM
+            )
+            return True
+        except Exception as exc:
+            log.warning("cannot bind the consumer yet", extra={"event": "bind_failed", "error": str(exc)})
+            await _sleep_unless(stop, RESUBSCRIBE_PAUSE_S)
+            return False
+
+    async def _fetch(self, batch: int, stop: asyncio.Event) -> list[Any]:
         """Fetch up to `batch` intents, returning early (with none) when asked to stop.
 
-        Intents a cancelled fetch had already pulled are redelivered after ack_wait."""
-        fetch = asyncio.ensure_future(subscription.fetch(batch=batch, timeout=self.fetch_timeout_s))
+        Intents a cancelled fetch had already pulled are redelivered after ack_wait.
+        A failed fetch (connection lost, consumer gone) drops the subscription."""
+        fetch = asyncio.ensure_future(self._subscription.fetch(batch=batch, timeout=self.fetch_timeout_s))
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -101,36 +115,35 @@ class ActuatorService:
             messages: list[Any] = fetch.result()
         except nats.errors.TimeoutError:
             return []
+        except Exception as exc:
+            log.warning("fetch failed, resubscribing", extra={"event": "fetch_failed", "error": str(exc)})
+            await _unsubscribe(self._subscription)
+            self._subscription = None
+            await _sleep_unless(stop, RESUBSCRIBE_PAUSE_S)
+            return []
         return messages
 
-    async def _handle(self, msg: Any, slots: asyncio.Semaphore) -> None:
+    async def _handle(self, msg: Any) -> None:
         try:
             await self.handler.handle(msg)
-        except Exception:
+        except Exception:  # the handler ends every intent itself; this is a last resort
             log.exception("unexpected error handling an intent", extra={"event": "handler_error"})
         finally:
-            slots.release()
+            self._slots.release()
 
-    async def _subscribe(self, consumer: str, stop: asyncio.Event) -> Any:
-        try:
-            return await self.js.pull_subscribe_bind(consumer, stream=subjects.INTENTS_STREAM)
-        except Exception as exc:
-            log.warning("cannot bind the consumer yet", extra={"event": "bind_failed", "error": str(exc)})
-            await _sleep_unless(stop, RESUBSCRIBE_PAUSE_S)
-            return None
-
-    @staticmethod
-    async def _wait_for_slots(slots: asyncio.Semaphore) -> int:
+    async def _take_free_slots(self) -> int:
         """Take every free slot (at least one), so a fetch never asks for more than we can run."""
-        await slots.acquire()
+        await self._slots.acquire()
         free = 1
-        while not slots.locked():
-            await slots.acquire()
+        while not self._slots.locked():
+            await self._slots.acquire()
             free += 1
         return free
 
 
 async def _unsubscribe(subscription: Any) -> None:
+    if subscription is None:
+        return
     with contextlib.suppress(Exception):
         await subscription.unsubscribe()
 

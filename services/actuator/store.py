@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError, NotFoundError
 from pydantic import ValidationError
 
-from services.actuator.records import BackupRecord, JournalEntry
+from services.actuator.records import BackupRecord, JournalEntry, OutcomeRecord
 from shared import subjects
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", JournalEntry, OutcomeRecord)
 
 
 class ActuatorStore:
@@ -24,19 +25,7 @@ class ActuatorStore:
         return cls(await js.key_value(subjects.BACKUP_BUCKET), await js.key_value(subjects.ACTUATOR_BUCKET))
 
     async def journal(self, node: str, vmid: int) -> JournalEntry | None:
-        raw = await _get(self._journal, subjects.state_key(node, vmid))
-        if raw is None:
-            return None
-        try:
-            return JournalEntry.model_validate_json(raw)
-        except ValidationError as exc:
-            # An unreadable entry cannot prove anything; dropping it means a redelivery
-            # re-checks the container instead of trusting garbage.
-            log.error(
-                "unreadable journal entry dropped",
-                extra={"event": "journal_unreadable", "node": node, "vmid": vmid, "error": str(exc)[:300]},
-            )
-            return None
+        return await self._record(subjects.state_key(node, vmid), JournalEntry)
 
     async def write_journal(self, node: str, vmid: int, entry: JournalEntry) -> None:
         await self._journal.put(subjects.state_key(node, vmid), entry.model_dump_json().encode())
@@ -44,6 +33,29 @@ class ActuatorStore:
     async def clear_journal(self, node: str, vmid: int) -> None:
         # A delete marker, not an error, when the key is already gone.
         await self._journal.delete(subjects.state_key(node, vmid))
+
+    async def outcome(self, node: str, vmid: int, intent_id: str) -> OutcomeRecord | None:
+        return await self._record(_outcome_key(node, vmid, intent_id), OutcomeRecord)
+
+    async def _record(self, key: str, model: type[R]) -> R | None:
+        raw = await _get(self._journal, key)
+        if raw is None:
+            return None
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            # An unreadable record cannot prove anything; ignoring it means a redelivery
+            # re-checks the container instead of trusting garbage.
+            log.error(
+                "unreadable journal record ignored",
+                extra={"event": "journal_unreadable", "key": key, "error": str(exc)[:300]},
+            )
+            return None
+
+    async def write_outcome(self, record: OutcomeRecord) -> None:
+        event = record.event
+        key = _outcome_key(event.node, event.vmid, event.intent_id)
+        await self._journal.put(key, record.model_dump_json().encode())
 
     async def save_original(self, record: BackupRecord) -> bool:
         """Keep the first size only: `create` fails if a backup already exists."""
@@ -72,6 +84,11 @@ class ActuatorStore:
             if raw is not None:
                 records.append(BackupRecord.model_validate_json(raw))
         return records
+
+
+def _outcome_key(node: str, vmid: int, intent_id: str) -> str:
+    # intent ids are 32 hex digits (validated), safe as a KV key token
+    return f"{subjects.state_key(node, vmid)}.{intent_id}"
 
 
 async def _get(kv: Any, key: str) -> bytes | None:

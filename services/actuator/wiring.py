@@ -12,6 +12,8 @@ from services.actuator.commands import HOST_PROBE, HostLimits, check_pct_path, p
 from services.actuator.executors.base import Executor
 from services.actuator.executors.local import LocalExecutor
 from services.actuator.handler import IntentHandler
+from services.actuator.precondition import SizeBounds
+from services.actuator.publisher import EventPublisher
 from services.actuator.retry import ConsumerTiming, RetryPolicy, classify, consumer_timing
 from services.actuator.service import ActuatorService, consumer_config, ensure_consumer
 from services.actuator.store import ActuatorStore
@@ -89,6 +91,16 @@ async def probe_host(executor: Executor, timeout_s: float) -> HostLimits:
     return parse_host_probe(result.stdout)
 
 
+def tier_bounds(config: AutoscaleConfig) -> Callable[[int], SizeBounds]:
+    """The bounds of each container's tier (DEFAULT when it has none), from the actuator's config."""
+
+    def bounds(vmid: int) -> SizeBounds:
+        policy = config.policy_for(vmid)
+        return SizeBounds(policy.min_cores, policy.max_cores, policy.min_memory, policy.max_memory)
+
+    return bounds
+
+
 @dataclass
 class Actuator:
     service: ActuatorService
@@ -104,8 +116,8 @@ async def build_actuator(
     settings: ActuatorSettings,
     executor: Executor,
     limits: HostLimits,
+    tiers: AutoscaleConfig | None = None,
     clock: Clock | None = None,
-    checkpoint: Callable[[str], None] = lambda step: None,
     max_in_flight: int = 8,
 ) -> Actuator:
     """Provision what the actuator needs (idempotent) and wire its parts together."""
@@ -114,23 +126,16 @@ async def build_actuator(
     policy = retry_policy(settings)
     timing = consumer_timing(policy)
     await ensure_consumer(js, consumer_config(node, timing, max_in_flight))
-    store = await ActuatorStore.open(js)
+    clock = clock or SystemClock()
     applier_settings = ApplierSettings(
-        node=node, limits=limits, pct_path=check_pct_path(settings.pct_path), policy=policy
-    )
-    handler_ref: list[IntentHandler] = []
-
-    async def publish_orphan(event: Any) -> None:
-        await handler_ref[0].publish(event, check_stored=True)
-
-    applier = Applier(
-        settings=applier_settings, executor=executor, store=store, clock=clock or SystemClock(),
-        checkpoint=checkpoint, publish_orphan=publish_orphan,
+        node=node, limits=limits, pct_path=check_pct_path(settings.pct_path), policy=policy,
+        bounds=tier_bounds(tiers or AutoscaleConfig()),
     )  # fmt: skip
-    handler = IntentHandler(
-        js=js, applier=applier, progress_every_s=timing.progress_every_s, checkpoint=checkpoint
-    )
-    handler_ref.append(handler)
+    applier = Applier(
+        settings=applier_settings, executor=executor, store=await ActuatorStore.open(js),
+        publisher=EventPublisher(js), clock=clock,
+    )  # fmt: skip
+    handler = IntentHandler(applier=applier, progress_every_s=timing.progress_every_s, now=clock.now)
     service = ActuatorService(js=js, handler=handler, node=node, max_in_flight=max_in_flight)
     log.info(
         "actuator configured",

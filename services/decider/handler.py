@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from services.decider.policy import Decision, decide
 from services.decider.policy_source import PolicySource
 from services.decider.state_store import StateStore
-from shared import subjects
+from shared import failpoints, subjects
 from shared.clock import Clock
 from shared.codec import CodecError, decode, encode
 from shared.models import NodeSample, ScaleIntent
@@ -25,8 +25,6 @@ from shared.validation import sanitize
 log = logging.getLogger(__name__)
 MAX_STATE_ATTEMPTS = 5
 RETRY_DELAY_S = 1.0
-
-StateWrittenHook = Callable[[NodeSample], Awaitable[None]]
 
 
 @dataclass
@@ -49,14 +47,12 @@ class SampleHandler:
         clock: Clock,
         *,
         replica_id: str = "decider",
-        on_state_written: StateWrittenHook | None = None,
     ) -> None:
         self._js = js
         self._store = store
         self._policy = policy
         self._clock = clock
         self._replica = replica_id
-        self._on_state_written = on_state_written  # a seam for fault-injection tests
         self.counters = Counters()
 
     async def handle_batch(self, messages: Sequence[Any]) -> None:
@@ -97,8 +93,7 @@ class SampleHandler:
             self.counters.retried += 1
             await msg.nak(delay=RETRY_DELAY_S)
             return None
-        if self._on_state_written is not None:
-            await self._on_state_written(sample)
+        await failpoints.reach("decider.after-state-write")
         if decision.ignored:
             self.counters.stale += 1
             log.info("sample %s ignored: %s", sample.sample_id, decision.ignored,

@@ -15,7 +15,7 @@ from typing import Any
 
 import nats.errors
 
-from services.decider.handler import SampleHandler, StateWrittenHook
+from services.decider.handler import SampleHandler
 from services.decider.policy_source import PolicySource
 from services.decider.state_store import StateStore
 from shared import subjects
@@ -38,14 +38,12 @@ class DeciderService:
         replica_id: str = "decider",
         clock: Clock | None = None,
         stream_settings: StreamSettings | None = None,
-        on_state_written: StateWrittenHook | None = None,
     ) -> None:
         self.config = config
         self.replica_id = replica_id
         self._clock = clock or SystemClock()
         self._streams = stream_settings or StreamSettings()
         self.policy = PolicySource(config, config_path)
-        self._on_state_written = on_state_written
         self.nc: Any = None
         self.handler: SampleHandler | None = None
 
@@ -55,10 +53,7 @@ class DeciderService:
         try:
             await provision(js, self._streams)
             store = StateStore(await js.key_value(subjects.STATE_BUCKET))
-            self.handler = SampleHandler(
-                js, store, self.policy, self._clock,
-                replica_id=self.replica_id, on_state_written=self._on_state_written,
-            )  # fmt: skip
+            self.handler = SampleHandler(js, store, self.policy, self._clock, replica_id=self.replica_id)
             await self._follow(js, store)
             log.info("decider %s ready", self.replica_id,
                      extra={"event": "ready", "policy_version": self.policy.view.version})  # fmt: skip

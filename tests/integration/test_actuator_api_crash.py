@@ -15,7 +15,7 @@ from actuator_harness import EventReader, eventually, intent, publish_intent, si
 from nats.js.errors import NotFoundError
 from pve_api import PveApi, serve_api
 
-from shared import subjects
+from shared import failpoints, subjects
 from shared.config import API_TOKEN_ENV
 from shared.embedded_broker import EmbeddedBroker
 
@@ -45,7 +45,7 @@ def actuator_process(broker: EmbeddedBroker, pve: PveApi, config: Path, crash_af
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_", "LXC_AUTOSCALE"))}
     env[API_TOKEN_ENV] = pve.secret
     if crash_after:
-        env["AUTOSCALE_ACTUATOR_CRASH_AFTER"] = crash_after
+        env[failpoints.ENVIRONMENT_VARIABLE] = f"actuator.after-{crash_after}=kill"
     # No --host-cores: the host's size is read through GET /nodes/pve1/status.
     return subprocess.Popen(
         [sys.executable, "-m", "cli.main", "actuator", "--config", str(config), "--nats-url", broker.url,

@@ -22,7 +22,7 @@ from actuator_harness import (
 )
 from nats.js.errors import NotFoundError
 
-from shared import subjects
+from shared import failpoints, subjects
 from shared.embedded_broker import EmbeddedBroker, start_broker
 from simnode.tree import SimNode
 
@@ -40,7 +40,7 @@ ACTUATOR:
 def actuator_process(broker: EmbeddedBroker, sim: SimNode, config: Path, crash_after: str | None) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_"))}
     if crash_after:
-        env["AUTOSCALE_ACTUATOR_CRASH_AFTER"] = crash_after
+        env[failpoints.ENVIRONMENT_VARIABLE] = f"actuator.after-{crash_after}=kill"
     return subprocess.Popen(
         [
             sys.executable, "-m", "cli.main", "actuator", "--config", str(config),

@@ -13,10 +13,9 @@ import nats
 import pytest
 from support import reading, sample
 
-from services.decider.handler import StateWrittenHook
 from services.decider.policy import PauseEntry, decode_state
 from services.decider.service import DeciderService
-from shared import subjects
+from shared import failpoints, subjects
 from shared.codec import decode, encode
 from shared.config import AutoscaleConfig, parse_config
 from shared.models import ContainerReading, NodeSample, ScaleIntent
@@ -55,12 +54,8 @@ class Cluster:
     nc: Any
     replicas: list[Replica] = field(default_factory=list)
 
-    async def start(
-        self, config: AutoscaleConfig, name: str, hook: StateWrittenHook | None = None
-    ) -> Replica:
-        service = DeciderService(
-            config, replica_id=name, stream_settings=FAST_REDELIVERY, on_state_written=hook
-        )
+    async def start(self, config: AutoscaleConfig, name: str) -> Replica:
+        service = DeciderService(config, replica_id=name, stream_settings=FAST_REDELIVERY)
         stop = asyncio.Event()
         replica = Replica(service, stop, asyncio.create_task(service.run(stop)))
         self.replicas.append(replica)
@@ -267,15 +262,16 @@ async def test_three_replicas_decide_exactly_what_one_replica_decides(broker: An
 
 
 async def test_a_replica_killed_mid_decision_loses_nothing_and_duplicates_nothing(cluster: Cluster) -> None:
-    stuck = asyncio.Event()
+    point = "decider.after-state-write"
 
-    async def die_after_writing_state(_: NodeSample) -> None:
-        stuck.set()
-        await asyncio.Event().wait()  # hang like a frozen process, never publishing or acking
+    async def paused() -> bool:
+        return failpoints.hits[point] == 1
 
-    doomed = await cluster.start(config_for(cluster.broker), "doomed", hook=die_after_writing_state)
-    await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102, memory_pct=90.0)))
-    await asyncio.wait_for(stuck.wait(), 10)
+    # Hang like a frozen process once the state is written, never publishing or acking.
+    with failpoints.armed(point, "pause"):
+        doomed = await cluster.start(config_for(cluster.broker), "doomed")
+        await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102, memory_pct=90.0)))
+        await _until(paused, what="the doomed replica at the failpoint")
     await doomed.kill()
     survivor = await cluster.start(config_for(cluster.broker), "survivor")
     await cluster.drained()

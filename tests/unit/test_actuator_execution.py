@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.actuator.execution import run_with_retries
 from services.actuator.result import CommandResult
-from services.actuator.retry import Classification, Kind, RetryPolicy
+from services.actuator.retry import Classification, ResultKind, RetryPolicy
 
 LOCKED = CommandResult(255, stderr="CT is locked (backup)")
 OK = CommandResult(0, stdout="done")
@@ -42,7 +42,7 @@ async def test_transient_failures_are_retried_with_growing_waits_until_success()
     done = await run_with_retries(
         ScriptedExecutor(LOCKED, LOCKED, OK), ("pct",), POLICY, on_retry=on_retry, sleep=no_sleep
     )
-    assert (done.classification.kind, done.attempts) == (Kind.OK, 3)
+    assert (done.classification.kind, done.attempts) == (ResultKind.OK, 3)
     assert reports == [(1, "locked"), (2, "locked")]
     assert 0.5 <= waits[0] <= 0.6 and 1.0 <= waits[1] <= 1.0  # capped at max_backoff_s
 
@@ -57,3 +57,19 @@ async def test_a_permanent_failure_is_not_retried() -> None:
     executor = ScriptedExecutor(MISSING, OK)
     done = await run_with_retries(executor, ("pct",), POLICY, sleep=no_sleep)
     assert (done.classification.code, done.attempts, executor.calls) == ("unknown-container", 1, 1)
+
+
+async def test_back_off_grows_exponentially_and_is_capped() -> None:
+    waits.clear()
+    policy = RetryPolicy(max_attempts=5, initial_backoff_s=0.5, max_backoff_s=3, jitter_s=0.5)
+    await run_with_retries(ScriptedExecutor(LOCKED), ("pct",), policy, sleep=no_sleep)
+    lows, highs = [0.5, 1.0, 2.0, 3.0], [1.0, 1.5, 2.5, 3.0]
+    assert all(low <= wait <= high for low, wait, high in zip(lows, waits, highs, strict=True))
+
+
+async def test_the_retry_budget_counts_every_attempt_timing_out() -> None:
+    # Worst case for one command: every attempt runs to its timeout, with a wait between two.
+    waits.clear()
+    executor = ScriptedExecutor(CommandResult(None, timed_out=True))
+    done = await run_with_retries(executor, ("pct",), POLICY, sleep=no_sleep)
+    assert (done.classification.code, executor.calls, len(waits)) == ("timeout", 4, 3)

@@ -5,29 +5,29 @@ from __future__ import annotations
 import pytest
 
 from services.actuator.result import CommandResult
-from services.actuator.retry import Kind, RetryPolicy, classify, consumer_timing
+from services.actuator.retry import ResultKind, RetryPolicy, classify, consumer_timing
 
 
 @pytest.mark.parametrize(
     ("result", "kind", "code"),
     [
-        (CommandResult(0, stdout="cores: 2"), Kind.OK, "ok"),
-        (CommandResult(None, timed_out=True), Kind.TRANSIENT, "timeout"),
-        (CommandResult(124), Kind.TRANSIENT, "timeout"),
-        (CommandResult(None, connection_error="EOFError: lost"), Kind.TRANSIENT, "connection"),
-        (CommandResult(255, stderr="CT is locked (backup)\n"), Kind.TRANSIENT, "locked"),
-        (CommandResult(255, stderr="CT 101 is locked (migrate)\n"), Kind.TRANSIENT, "locked"),
+        (CommandResult(0, stdout="cores: 2"), ResultKind.OK, "ok"),
+        (CommandResult(None, timed_out=True), ResultKind.TRANSIENT, "timeout"),
+        (CommandResult(124), ResultKind.TRANSIENT, "timeout"),
+        (CommandResult(None, connection_error="EOFError: lost"), ResultKind.TRANSIENT, "connection"),
+        (CommandResult(255, stderr="CT is locked (backup)\n"), ResultKind.TRANSIENT, "locked"),
+        (CommandResult(255, stderr="CT 101 is locked (migrate)\n"), ResultKind.TRANSIENT, "locked"),
         (CommandResult(255, stderr="can't lock file '/run/lock/lxc/pve-config-101.lock' - got timeout"),
-         Kind.TRANSIENT, "locked"),
+         ResultKind.TRANSIENT, "locked"),
         (CommandResult(255, stderr="ssh: connect to host pve1 port 22: Connection refused"),
-         Kind.TRANSIENT, "connection"),
+         ResultKind.TRANSIENT, "connection"),
         (CommandResult(255, stderr="Configuration file 'nodes/pve1/lxc/555.conf' does not exist\n"),
-         Kind.PERMANENT, "unknown-container"),
+         ResultKind.PERMANENT, "unknown-container"),
         (CommandResult(255, stderr="400 Parameter verification failed.\ncores: invalid\n"),
-         Kind.PERMANENT, "invalid-value"),
-        (CommandResult(255, stderr="something odd"), Kind.PERMANENT, "command-failed"),
+         ResultKind.PERMANENT, "invalid-value"),
+        (CommandResult(255, stderr="something odd"), ResultKind.PERMANENT, "command-failed"),
         (CommandResult(None, setup_error="host key mismatch", setup_code="host-key-mismatch"),
-         Kind.PERMANENT, "host-key-mismatch"),
+         ResultKind.PERMANENT, "host-key-mismatch"),
     ],
     ids=[
         "success", "timeout", "timeout exit", "lost connection", "locked", "locked with vmid",
@@ -36,31 +36,19 @@ from services.actuator.retry import Kind, RetryPolicy, classify, consumer_timing
     ],
 )  # fmt: skip
 def test_failures_are_classified_as_transient_or_permanent(
-    result: CommandResult, kind: Kind, code: str
+    result: CommandResult, kind: ResultKind, code: str
 ) -> None:
     verdict = classify(result)
     assert (verdict.kind, verdict.code) == (kind, code)
 
 
 def test_a_pct_exit_255_without_a_connection_message_is_not_mistaken_for_ssh() -> None:
-    assert classify(CommandResult(255, stderr="unable to parse value")).kind is Kind.PERMANENT
+    assert classify(CommandResult(255, stderr="unable to parse value")).kind is ResultKind.PERMANENT
 
 
 def test_error_text_is_sanitized_for_logs_and_events() -> None:
     verdict = classify(CommandResult(1, stderr="bad\x1b[2J\nthing"))
     assert "\x1b" not in verdict.message and "\n" not in verdict.message
-
-
-def test_back_off_grows_exponentially_and_is_capped() -> None:
-    policy = RetryPolicy(max_attempts=5, initial_backoff_s=0.5, max_backoff_s=3, jitter_s=0.5)
-    assert [policy.backoff_s(n) for n in range(1, 5)] == [1.0, 1.5, 2.5, 3]
-
-
-def test_the_retry_budget_counts_every_attempt_timing_out() -> None:
-    policy = RetryPolicy(
-        max_attempts=4, initial_backoff_s=0.5, max_backoff_s=10, jitter_s=0.5, command_timeout_s=30
-    )
-    assert policy.budget_s() == 4 * 30 + 1.0 + 1.5 + 2.5
 
 
 def test_ack_wait_outlasts_one_attempt_and_one_wait_and_progress_is_reported_in_time() -> None:
