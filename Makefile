@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench schemas clean test-docker
+.PHONY: setup demo test lint typecheck bench schemas clean test-docker deb test-deb
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ bench: $(STAMP)
 # The docker tier: a private Docker engine, the compose stack, deciders scaled 1->3->1.
 test-docker: $(STAMP)
 	bash scripts/docker-ci.sh
+
+# The Debian package (build/deb/lxc-autoscale_<version>_amd64.deb), and its chroot tier.
+deb: $(STAMP)
+	bash scripts/build-deb.sh
+
+test-deb: $(STAMP)
+	bash scripts/deb-ci.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
