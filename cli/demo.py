@@ -28,7 +28,7 @@ import yaml
 from cli.processes import ProcessGroup
 from shared import subjects
 from shared.codec import CodecError, decode
-from shared.embedded_broker import EmbeddedBroker, start_broker
+from shared.embedded_broker import EmbeddedBroker, free_port, port_is_free, start_broker
 from shared.event_text import format_line
 from shared.models import ScaleEvent, ScaleIntent
 from shared.provisioning import provision
@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", type=Path, default=SCENARIO, help="simulated node and load")
     parser.add_argument("--workdir", type=Path, help="keep the node, config and logs here")
     parser.add_argument("--deciders", type=int, default=2, help="decider replicas to run")
+    parser.add_argument(
+        "--console-port", type=int, default=8089, help="the console's port (a free one if it is taken)"
+    )
 
 
 @dataclass
@@ -155,6 +158,13 @@ class Demo:
                 ["cli.main", "decider", *common, "--replica-id", f"demo-{replica + 1}"],
             )
         self.group.start("collector", ["cli.main", "collector", *common])
+        requested = self.args.console_port
+        port = requested if requested and port_is_free(requested) else free_port()
+        self.group.start("console", ["cli.main", "console", *common, "--port", str(port)])
+        control = "enabled" if os.environ.get("LXC_AUTOSCALE_CONSOLE_TOKEN") else (
+            "disabled (set LXC_AUTOSCALE_CONSOLE_TOKEN to enable)"
+        )
+        print(f"demo: console http://127.0.0.1:{port}/ (control {control})", flush=True)
 
     async def watch(self, url: str, config_path: Path) -> int:
         import nats

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notifier": ("services.notifier.main", "send Gotify, e-mail, Uptime Kuma and webhook notifications"),
     "events": ("services.actuator.events_cli", "print scaling events from the events stream"),
     "rollback": ("services.actuator.rollback_cli", "restore containers to the sizes they had before"),
+    "console": ("cli.console", "serve the operator's web page and JSON API"),
+    "status": ("cli.status", "show containers, decisions and service health (like kubectl get hpa)"),
     "setup": ("cli.setup", "create the streams, consumers and buckets (idempotent)"),
     "config": ("cli.config_check", "check a configuration file"),
     "demo": ("cli.demo", "run the whole system against a simulated Proxmox node"),

@@ -3,7 +3,8 @@
 `load_config(path)` reads `/etc/lxc_autoscale/lxc_autoscale.yaml`-style files:
 `DEFAULT`, `TIER_<name>` (with `lxc_containers`), `HORIZONTAL_SCALING_GROUP_<n>`,
 `${VAR}` / `${VAR:-default}` expansion and the `LXC_AUTOSCALE_*` overrides.
-New sections `NATS`, `COLLECTOR`, `DECIDER`, `ACTUATOR`, `NOTIFIER` hold what the services add.
+New sections `NATS`, `COLLECTOR`, `DECIDER`, `ACTUATOR`, `NOTIFIER`, `CONSOLE` hold what the
+services add.
 Every problem names the file and the key; all problems are reported at once.
 """
 
@@ -261,6 +262,13 @@ class NotifierSettings(_Section):
     webhook_signature_header: str = Field("X-Autoscale-Signature", pattern=r"^[A-Za-z0-9-]{1,64}$")
 
 
+class ConsoleSettings(_Section):
+    listen: str = "127.0.0.1"  # loopback unless deliberately exposed
+    port: int = Field(8089, ge=0, le=65535)
+    token: SecretStr | None = None  # control is closed without it (env LXC_AUTOSCALE_CONSOLE_TOKEN)
+    events_kept: int = Field(500, ge=10, le=100_000)
+
+
 class AutoscaleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -273,6 +281,7 @@ class AutoscaleConfig(BaseModel):
     decider: DeciderSettings = Field(default_factory=DeciderSettings)
     actuator: ActuatorSettings = Field(default_factory=ActuatorSettings)
     notifier: NotifierSettings = Field(default_factory=NotifierSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     warnings: list[str] = Field(default_factory=list)
 
     def tier_name_of(self, vmid: int) -> str | None:
@@ -329,6 +338,7 @@ _SECTION_MODELS: dict[str, type[_Section]] = {
     "DECIDER": DeciderSettings,
     "ACTUATOR": ActuatorSettings,
     "NOTIFIER": NotifierSettings,
+    "CONSOLE": ConsoleSettings,
 }
 # The original's four secret overrides, kept verbatim.
 _LEGACY_ENV = {

@@ -42,6 +42,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound now (a default port may be taken by another run)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @dataclass
 class EmbeddedBroker:
     """A running nats-server process; `stop()` is safe to call more than once."""

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.decider.kv_watch import stop_following
-from services.decider.policy import PauseEntry, Pauses, PolicyView
-from services.decider.policy.pause import GLOBAL_PAUSE_KEY, PAUSE_KEY_PREFIX
+from services.decider.policy import PauseEntry, PolicyView
+from services.decider.policy.pause import PAUSE_KEY_PREFIX, pauses_from
 from shared.config import AutoscaleConfig, ConfigError, load_config
 from shared.validation import sanitize
 
@@ -75,19 +75,8 @@ class PolicySource:
                 log.warning("ignoring invalid pause %s: %s", sanitize(key), sanitize(exc, 300),
                             extra={"event": "pause_invalid"})  # fmt: skip
                 return
-        self.view = self.view.with_pauses(_pauses_from(self._pauses))
+        self.view = self.view.with_pauses(pauses_from(self._pauses))
         log.info("pauses now %s", sorted(self._pauses), extra={"event": "pauses_changed"})
-
-
-def _pauses_from(entries: dict[str, PauseEntry]) -> Pauses:
-    containers: dict[tuple[str, int], PauseEntry] = {}
-    for key, entry in entries.items():
-        if key == GLOBAL_PAUSE_KEY:
-            continue
-        node, _, vmid = key[len(PAUSE_KEY_PREFIX):].partition(".")
-        if node and vmid.isdigit():
-            containers[(node, int(vmid))] = entry
-    return Pauses(global_entry=entries.get(GLOBAL_PAUSE_KEY), containers=containers)
 
 
 def _mtime(path: Path | None) -> float | None:

@@ -2,7 +2,8 @@
 
 Global and per-container pauses live in the KV bucket `autoscale_policy` as JSON
 `{"mode": "scale-down", "until": "2026-01-05T18:00:00Z", "reason": "..."}` under the keys
-`pause.all` and `pause.<node>.<vmid>`. Pauses combine: every direction any of them
+`pause.all` and `pause.<node>.<vmid>` (entry and keys: shared/pauses.py, since the pause
+command and the console write them too). Pauses combine: every direction any of them
 blocks is blocked. An entry whose `until` has passed blocks nothing.
 """
 
@@ -11,24 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from shared.pauses import (
+    GLOBAL_PAUSE_KEY,
+    PAUSE_KEY_PREFIX,
+    PauseEntry,
+    PauseMode,
+    container_pause_key,
+    pause_target,
+)
 
-PauseMode = Literal["none", "all", "scale-down", "scale-up"]
-GLOBAL_PAUSE_KEY = "pause.all"
-PAUSE_KEY_PREFIX = "pause."
-
-
-class PauseEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: PauseMode
-    until: AwareDatetime | None = None
-    reason: str = Field("", max_length=500)
-
-    def active(self, at: datetime) -> bool:
-        return self.mode != "none" and (self.until is None or at < self.until)
+__all__ = [
+    "GLOBAL_PAUSE_KEY", "NOTHING_BLOCKED", "PAUSE_KEY_PREFIX", "Blocked", "PauseEntry", "PauseMode",
+    "Pauses", "blocked_by_tier", "container_pause_key", "pauses_from",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,10 +47,6 @@ _BY_MODE = {
 }
 
 
-def container_pause_key(node: str, vmid: int) -> str:
-    return f"{PAUSE_KEY_PREFIX}{node}.{vmid}"
-
-
 @dataclass(frozen=True)
 class Pauses:
     """Every operator pause currently stored; empty means nothing is paused."""
@@ -73,6 +66,16 @@ class Pauses:
         return Blocked(
             up=any(_BY_MODE[m].up for m in modes), down=any(_BY_MODE[m].down for m in modes)
         )
+
+
+def pauses_from(entries: Mapping[str, PauseEntry]) -> Pauses:
+    """The stored entries by KV key, as the core reads them (malformed keys are dropped)."""
+    containers: dict[tuple[str, int], PauseEntry] = {}
+    for key, entry in entries.items():
+        target = pause_target(key)
+        if target is not None:
+            containers[target] = entry
+    return Pauses(global_entry=entries.get(GLOBAL_PAUSE_KEY), containers=containers)
 
 
 def blocked_by_tier(tier_mode: str) -> Blocked:

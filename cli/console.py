@@ -1,0 +1,39 @@
+"""`lxc-autoscale console`: the operator's web page and JSON API.
+
+Composition: the console service (services/console, which imports only shared/) gets
+the decider's pure `explain`, so the verdict it shows is the one the deciders compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from services.console.service import ConsoleService
+from services.decider.explain import make_explainer
+from shared.service_config import add_common_arguments, start_service
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--listen", help="address to serve on (default: CONSOLE.listen, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to serve on (default: CONSOLE.port, 8089; 0: any)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = start_service("console", args)
+    overrides = {k: v for k, v in (("listen", args.listen), ("port", args.port)) if v is not None}
+    if overrides:
+        config = config.model_copy(update={"console": config.console.model_copy(update=overrides)})
+    service = ConsoleService(config, make_explainer(config))
+    return asyncio.run(_serve(service))
+
+
+async def _serve(service: ConsoleService) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await service.run(stop)
+    return 0

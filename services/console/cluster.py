@@ -1,0 +1,236 @@
+"""What the console knows: the latest sample of each node, the raw KV entries it
+follows, and recent events, with the JSON views the API serves. Pure: fed by the
+follower, asked by the web layer, time passed in.
+
+Explanations (the policy's verdict per container) are computed per node by the injected
+`Explain` and cached until that node's sample, its states or the pauses change, or
+for at most `EXPLAIN_MAX_AGE_S`, so a busy page does not re-run the policy per request.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.explanation import ContainerExplanation, Explain
+from shared.models import ContainerReading, NodeSample, ScaleEvent
+from shared.pauses import GLOBAL_PAUSE_KEY, pause_target
+
+EXPLAIN_MAX_AGE_S = 1.0
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    node: str | None = None
+    vmid: int | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    limit: int = 100
+
+    def matches(self, event: ScaleEvent) -> bool:
+        return (
+            (self.node is None or event.node == self.node)
+            and (self.vmid is None or event.vmid == self.vmid)
+            and (self.outcome is None or event.outcome == self.outcome)
+            and (self.since is None or event.occurred_at >= self.since)
+        )
+
+
+@dataclass
+class _Explained:
+    at: float
+    by_vmid: dict[int, ContainerExplanation]
+
+
+@dataclass
+class Cluster:
+    explain: Explain
+    events_kept: int = 500
+    samples: dict[str, NodeSample] = field(default_factory=dict)
+    states: dict[str, dict[int, bytes]] = field(default_factory=dict)  # node -> vmid -> raw state
+    pauses: dict[str, bytes] = field(default_factory=dict)  # KV key -> raw entry
+    in_flight: set[str] = field(default_factory=set)  # actuator journal keys not yet settled
+    backups: set[str] = field(default_factory=set)  # `<node>.<vmid>` with a saved original size
+    events: deque[ScaleEvent] = field(default_factory=deque)
+    _explained: dict[str, _Explained] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ fed by the follower
+
+    def add_sample(self, sample: NodeSample) -> None:
+        current = self.samples.get(sample.node)
+        if current is not None and current.taken_at > sample.taken_at:
+            return  # a late redelivery never replaces a newer view
+        self.samples[sample.node] = sample
+        self._explained.pop(sample.node, None)
+
+    def set_state(self, node: str, vmid: int, raw: bytes | None) -> None:
+        node_states = self.states.setdefault(node, {})
+        if raw:
+            node_states[vmid] = raw
+        else:
+            node_states.pop(vmid, None)
+        self._explained.pop(node, None)
+
+    def set_pause(self, key: str, raw: bytes | None) -> None:
+        if raw:
+            self.pauses[key] = raw
+        else:
+            self.pauses.pop(key, None)
+        self._explained.clear()
+
+    def add_event(self, event: ScaleEvent) -> None:
+        self.events.append(event)
+        while len(self.events) > self.events_kept:
+            self.events.popleft()
+
+    # ------------------------------------------------------------ asked by the API
+
+    def explanations(self, node: str, now: datetime) -> dict[int, ContainerExplanation]:
+        sample = self.samples.get(node)
+        if sample is None:
+            return {}
+        cached = self._explained.get(node)
+        if cached is not None and now.timestamp() - cached.at < EXPLAIN_MAX_AGE_S:
+            return cached.by_vmid
+        by_vmid = self.explain(sample, self.states.get(node, {}), self.pauses, now)
+        self._explained[node] = _Explained(at=now.timestamp(), by_vmid=by_vmid)
+        return by_vmid
+
+    def nodes(self, now: datetime) -> list[dict[str, Any]]:
+        return [_node_view(sample, now) for _, sample in sorted(self.samples.items())]
+
+    def containers(
+        self, now: datetime, node: str | None = None, vmid: int | None = None
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for name, sample in sorted(self.samples.items()):
+            if node is not None and name != node:
+                continue
+            explained = self.explanations(name, now)
+            for reading in sorted(sample.containers, key=lambda r: r.vmid):
+                if vmid is None or reading.vmid == vmid:
+                    rows.append(self._container_view(sample, reading, explained.get(reading.vmid), now))
+        return rows
+
+    def recent_events(self, query: EventFilter) -> list[dict[str, Any]]:
+        """Newest first."""
+        found = []
+        for event in reversed(self.events):
+            if query.matches(event):
+                found.append(event_view(event))
+                if len(found) >= query.limit:
+                    break
+        return found
+
+    def paused(self) -> list[dict[str, Any]]:
+        rows = []
+        for key, raw in sorted(self.pauses.items()):
+            target = pause_target(key)
+            scope = "global" if key == GLOBAL_PAUSE_KEY else "container"
+            row: dict[str, Any] = {"key": key, "scope": scope, "raw": raw.decode(errors="replace")}
+            if target is not None:
+                row["node"], row["vmid"] = target
+            rows.append(row)
+        return rows
+
+    def _container_view(
+        self,
+        sample: NodeSample,
+        reading: ContainerReading,
+        explained: ContainerExplanation | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        key = f"{sample.node}.{reading.vmid}"
+        view: dict[str, Any] = {
+            "node": sample.node,
+            "vmid": reading.vmid,
+            "hostname": reading.hostname,
+            "status": reading.status,
+            "tier": explained.tier if explained else None,
+            "size": {"cores": reading.cores, "memory_mb": reading.memory_mb},
+            "cpulimit": reading.cpulimit,
+            "lock": reading.lock,
+            "usage": _usage(reading),
+            "missing": _missing(reading),
+            "sample": {"taken_at": sample.taken_at.isoformat(), "age_s": _age(sample, now)},
+            "in_flight": key in self.in_flight,
+            "rollback_available": key in self.backups,
+        }
+        if explained is not None:
+            view.update(_explained_view(explained))
+        return view
+
+
+def _usage(reading: ContainerReading) -> dict[str, Any]:
+    return {
+        "cpu_pct": reading.cpu_pct,
+        "memory_pct": reading.memory_pct,
+        "memory_used_mb": reading.memory_used_mb,
+        "cpu_pressure_pct": reading.cpu_pressure_some_avg10,
+        "memory_pressure_pct": reading.memory_pressure_some_avg10,
+        "oom_kills": reading.oom_kills,
+        "running_for_s": reading.running_for_s,
+    }
+
+
+def _missing(reading: ContainerReading) -> dict[str, str]:
+    """Why a reading is absent (never shown as 0 %)."""
+    pairs = (("cpu", reading.cpu_missing), ("memory", reading.memory_missing))
+    return {name: why for name, why in pairs if why is not None}
+
+
+def _explained_view(explained: ContainerExplanation) -> dict[str, Any]:
+    pending = explained.pending
+    return {
+        "decision": {
+            "verdict": explained.verdict,
+            "target": explained.target.model_dump() if explained.target else None,
+            "rule": explained.rule,
+            "reason": explained.reason,
+        },
+        "pending": None if pending is None else {
+            "intent_id": pending.intent_id,
+            "target": pending.target.model_dump(),
+            "reason": pending.reason.summary,
+            "dry_run": pending.dry_run,
+            "expires_at": pending.expires_at.isoformat(),
+        },
+        "pause": None if explained.pause is None else {
+            "scope": explained.pause_scope, **explained.pause.model_dump(mode="json"),
+        },
+        "timers": {
+            "warmup_left_s": explained.warmup_left_s,
+            "cpu": explained.cpu.model_dump(exclude_none=True),
+            "memory": explained.memory.model_dump(exclude_none=True),
+        },
+        "thresholds": explained.thresholds,
+    }  # fmt: skip
+
+
+def _node_view(sample: NodeSample, now: datetime) -> dict[str, Any]:
+    running = sum(1 for c in sample.containers if c.status == "running")
+    return {
+        "node": sample.node,
+        "containers": len(sample.containers),
+        "running": running,
+        "host": sample.host.model_dump(),
+        "source": sample.source,
+        "last_sample": {
+            "taken_at": sample.taken_at.isoformat(),
+            "age_s": _age(sample, now),
+            "seq": sample.seq,
+            "interval_s": sample.interval_s,
+            "stale": _age(sample, now) > 3 * sample.interval_s,
+        },
+    }
+
+
+def event_view(event: ScaleEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json")
+
+
+def _age(sample: NodeSample, now: datetime) -> float:
+    return round((now - sample.taken_at).total_seconds(), 1)
+

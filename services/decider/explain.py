@@ -1,0 +1,233 @@
+"""What the policy says about each container of a sample right now, for the console.
+
+Pure, like the policy package it calls: the same `decide` the replicas run, on the
+latest sample and the stored state, plus the timers (cooldowns, stabilization window,
+warm-up, boosts) read off that state. The console receives this function from the
+composition root (`cli/console.py`), so it never imports the decider.
+
+The sample is decided again with its position stamp removed from the state: a replica
+has already decided it, and the stamp would only answer "already decided". Every
+window is measured on the sample's own clock, so the second evaluation gives the same
+intent; a pending intent that has not been applied yet is reported as pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from services.decider.policy import ContainerState, PolicyView, decide, decode_state
+from services.decider.policy.pause import pauses_from
+from services.decider.policy.state import ResourceState
+from shared.config import AutoscaleConfig, ScalingPolicy
+from shared.explanation import ContainerExplanation, Explain, ResourceTimers, Verdict
+from shared.models import ContainerReading, NodeSample, ScaleIntent
+from shared.pauses import PauseEntry
+
+
+def make_explainer(config: AutoscaleConfig) -> Explain:
+    view = PolicyView(config)
+
+    def explain(
+        sample: NodeSample, states: Mapping[int, bytes], pauses: Mapping[str, bytes], now: datetime
+    ) -> dict[int, ContainerExplanation]:
+        return explain_sample(view, sample, states, pauses, now)
+
+    return explain
+
+
+def explain_sample(
+    view: PolicyView,
+    sample: NodeSample,
+    raw_states: Mapping[int, bytes],
+    raw_pauses: Mapping[str, bytes],
+    now: datetime,
+) -> dict[int, ContainerExplanation]:
+    view = view.with_pauses(pauses_from(_entries(raw_pauses)))
+    states = _states(raw_states)
+    unstamped = {vmid: s.model_copy(update={"boot_id": None, "seq": None}) for vmid, s in states.items()}
+    decision = decide(sample, view, unstamped, now)
+    intents = {intent.vmid: intent for intent in decision.intents}
+    at = now.timestamp()
+    result = {}
+    for reading in sample.containers:
+        state = states.get(reading.vmid)
+        policy = view.policy_for(reading.vmid)
+        verdict, target_intent, reason = _verdict(
+            reading, state, sample, intents.get(reading.vmid), decision.notes.get(reading.vmid),
+            decision.ignored, view, policy,
+        )  # fmt: skip
+        pause, scope = _pause(view, sample.node, reading.vmid, policy, now)
+        result[reading.vmid] = ContainerExplanation(
+            vmid=reading.vmid,
+            tier=view.config.tier_name_of(reading.vmid),
+            verdict=verdict,
+            target=target_intent.target if target_intent else None,
+            rule=target_intent.reason.rule if target_intent else None,
+            reason=reason,
+            pending=_pending(state, reading, sample),
+            pause=pause,
+            pause_scope=scope,
+            warmup_left_s=_warmup_left(reading, state, sample, policy, at),
+            cpu=_timers(state.cpu if state else None, policy, at, "cpu"),
+            memory=_timers(state.memory if state else None, policy, at, "memory"),
+            thresholds={
+                "cpu_upper": policy.cpu_upper_threshold,
+                "cpu_lower": policy.cpu_lower_threshold,
+                "memory_upper": policy.memory_upper_threshold,
+                "memory_lower": policy.memory_lower_threshold,
+                "min_cores": policy.min_cores,
+                "max_cores": policy.max_cores,
+                "min_memory": policy.min_memory,
+                "max_memory": policy.max_memory,
+            },
+        )
+    return result
+
+
+def _verdict(
+    reading: ContainerReading,
+    state: ContainerState | None,
+    sample: NodeSample,
+    intent: ScaleIntent | None,
+    note: str | None,
+    ignored: str | None,
+    view: PolicyView,
+    policy: ScalingPolicy,
+) -> tuple[Verdict, ScaleIntent | None, str]:
+    if ignored:
+        return "ignored", None, ignored
+    if reading.vmid in view.ignored:
+        return "none", None, "listed in ignore_lxc"
+    if reading.status != "running":
+        return "none", None, "stopped"
+    pending = _pending(state, reading, sample)
+    if pending is not None:
+        return "pending", pending, f"waiting for the actuator: {pending.reason.summary}"
+    if intent is not None:
+        return _direction(intent), intent, intent.reason.summary
+    if note:
+        return "hold", None, note
+    held = _held_by_window(state)
+    if held:
+        return "hold", None, held
+    return "none", None, _quiet_reason(reading, policy)
+
+
+def _direction(intent: ScaleIntent) -> Verdict:
+    before, after = intent.expected, intent.target
+    ups = after.cores > before.cores or after.memory_mb > before.memory_mb
+    downs = after.cores < before.cores or after.memory_mb < before.memory_mb
+    if ups and downs:
+        return "resize"
+    return "scale-up" if ups else "scale-down"
+
+
+def _held_by_window(state: ContainerState | None) -> str | None:
+    if state is None:
+        return None
+    for name, kept in (("cpu", state.cpu), ("memory", state.memory)):
+        if kept.down_since is not None:
+            return f"{name} below its lower threshold: scale-down held by the stabilization window"
+    return None
+
+
+def _quiet_reason(reading: ContainerReading, policy: ScalingPolicy) -> str:
+    missing = [
+        f"{name} reading missing ({why})"
+        for name, why in (("cpu", reading.cpu_missing), ("memory", reading.memory_missing))
+        if why is not None
+    ]
+    if missing:
+        return "; ".join(missing) + ": never acted on"
+    return (
+        f"within thresholds (cpu {reading.cpu_pct:.1f}% in {policy.cpu_lower_threshold:g}–"
+        f"{policy.cpu_upper_threshold:g}%, memory {reading.memory_pct:.1f}% in "
+        f"{policy.memory_lower_threshold:g}–{policy.memory_upper_threshold:g}%)"
+    )
+
+
+def _pending(
+    state: ContainerState | None, reading: ContainerReading, sample: NodeSample
+) -> ScaleIntent | None:
+    """The decided intent, while the container still has the size it expects and it is not expired."""
+    if state is None or state.pending is None:
+        return None
+    intent = state.pending.intent
+    expected = intent.expected
+    waiting = reading.cores == expected.cores and reading.memory_mb == expected.memory_mb
+    return intent if waiting and sample.taken_at.timestamp() < state.pending.until else None
+
+
+def _pause(
+    view: PolicyView, node: str, vmid: int, policy: ScalingPolicy, now: datetime
+) -> tuple[PauseEntry | None, str | None]:
+    entry = view.pauses.containers.get((node, vmid))
+    if entry is not None and entry.active(now):
+        return entry, "container"
+    entry = view.pauses.global_entry
+    if entry is not None and entry.active(now):
+        return entry, "global"
+    if policy.pause != "none":
+        return PauseEntry(mode=policy.pause, reason="tier configuration"), "tier"
+    return None, None
+
+
+def _warmup_left(
+    reading: ContainerReading,
+    state: ContainerState | None,
+    sample: NodeSample,
+    policy: ScalingPolicy,
+    at: float,
+) -> float | None:
+    if policy.warmup_s <= 0:
+        return None
+    ends = []
+    if reading.running_for_s is not None:
+        ends.append(sample.taken_at.timestamp() - reading.running_for_s + policy.warmup_s)
+    if state is not None and state.last_resize_at is not None:
+        ends.append(state.last_resize_at + policy.warmup_s)
+    left = max(ends, default=at) - at
+    return left if left > 0 else None
+
+
+def _timers(kept: ResourceState | None, policy: ScalingPolicy, at: float, resource: str) -> ResourceTimers:
+    if kept is None:
+        return ResourceTimers()
+    boost = kept.boost
+    return ResourceTimers(
+        cooldown_up_left_s=_left(kept.last_up_at, policy.cooldown_up_s, at),
+        cooldown_down_left_s=_left(kept.last_change_at, policy.cooldown_down_s, at),
+        stabilization_left_s=_left(kept.down_since, policy.scale_down_stabilization_s, at),
+        boost_original=boost.original if boost else None,
+        boost_left_s=_left(boost.at, policy.boost_duration, at) if boost else None,
+    )
+
+
+def _left(since: float | None, duration_s: float, at: float) -> float | None:
+    if since is None or duration_s <= 0:
+        return None
+    left = since + duration_s - at
+    return round(left, 1) if left > 0 else None
+
+
+def _states(raw: Mapping[int, bytes]) -> dict[int, ContainerState]:
+    states = {}
+    for vmid, data in raw.items():
+        try:
+            states[vmid] = decode_state(data)
+        except ValueError:
+            continue  # unreadable state: the deciders replace it on their next write
+    return states
+
+
+def _entries(raw: Mapping[str, bytes]) -> dict[str, PauseEntry]:
+    entries = {}
+    for key, data in raw.items():
+        try:
+            entries[key] = PauseEntry.model_validate_json(data)
+        except ValidationError:
+            continue
+    return entries

@@ -1,0 +1,173 @@
+"""The demo running with its console, for the console's end-to-end and browser tests.
+
+One demo per test module (`--forever`, its own broker), a poller that records every
+verdict the console shows, and small HTTP and NATS helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared import subjects
+from shared.codec import encode
+from shared.embedded_broker import EmbeddedBroker, start_broker
+from shared.models import ContainerReading, HostTotals, NodeSample
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = json.loads((ROOT / "simnode" / "scenarios" / "demo.json").read_text())
+TOKEN = "console-test-token-0123456789"
+HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\">&amp;"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class ConsoleDemo:
+    broker: EmbeddedBroker
+    url: str
+    process: subprocess.Popen[bytes]
+    output: Path
+    seen: list[tuple[int, str, str]] = field(default_factory=list)  # (vmid, verdict, reason)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def request(
+        self, path: str, body: dict[str, Any] | None = None, token: str | None = None, scheme: str = "Bearer"
+    ) -> Reply:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"{scheme} {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return Reply(response.status, response.read())
+        except urllib.error.HTTPError as exc:
+            return Reply(exc.code, exc.read())
+
+    def get(self, path: str) -> Any:
+        reply = self.request(path)
+        assert reply.status == 200, reply.body
+        return reply.json()
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout_s: float = 40.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def poll_verdicts(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for row in self.get("/api/v1/containers"):
+                    decision = row.get("decision") or {}
+                    entry = (row["vmid"], decision.get("verdict", ""), decision.get("reason", ""))
+                    if entry not in self.seen:
+                        self.seen.append(entry)
+            except (OSError, AssertionError):
+                pass
+            self._stop.wait(0.2)
+
+
+def nats_call(url: str, action: Callable[[Any], Any]) -> Any:
+    async def run() -> Any:
+        import nats
+
+        nc = await nats.connect(url)
+        try:
+            return await action(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def publish_hostile_sample(url: str) -> None:
+    """A node whose only container has a name built to run script in a careless page."""
+    reading = ContainerReading(
+        vmid=990, hostname=HOSTILE_NAME, status="running", cores=1, memory_mb=512,
+        cpu_pct=50.0, memory_pct=50.0, memory_used_mb=256.0,
+    )  # fmt: skip
+    sample = NodeSample(
+        node="hostile", seq=1, boot_id="b", taken_at=datetime.now(UTC), interval_s=3600, source="sim",
+        host=HostTotals(cores=4, memory_mb=8192, allocated_cores_running=1, allocated_memory_mb_running=512,
+                        allocated_cores_all=1, allocated_memory_mb_all=512),
+        containers=(reading,),
+    )  # fmt: skip
+
+    async def publish(js: Any) -> None:
+        await js.publish(subjects.metrics_subject("hostile"), encode(sample))
+
+    nats_call(url, publish)
+
+
+def run_console_demo(workdir: Path) -> Iterator[ConsoleDemo]:
+    broker = start_broker(workdir / "nats")
+    output = workdir / "demo.out"
+    env = {**os.environ, "NATS_URL": broker.url, "LXC_AUTOSCALE_CONSOLE_TOKEN": TOKEN}
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "demo", "--forever", "--workdir", str(workdir / "demo"),
+             "--console-port", "0"],
+            stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        url = _console_url(output, process)
+        demo = ConsoleDemo(broker=broker, url=url, process=process, output=output)
+        demo.wait_for("the console to answer", lambda: _answers(demo))
+        poller = threading.Thread(target=demo.poll_verdicts, daemon=True)
+        poller.start()
+        yield demo
+        demo._stop.set()
+        poller.join(5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        broker.stop()
+
+
+def _console_url(output: Path, process: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r"demo: console (http://127\.0\.0\.1:\d+/)", output.read_text())
+        if match:
+            return match.group(1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"the demo printed no console address:\n{output.read_text()}")
+
+
+def _answers(demo: ConsoleDemo) -> bool:
+    try:
+        return demo.request("/readyz").status == 200
+    except OSError:
+        return False

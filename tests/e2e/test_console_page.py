@@ -1,0 +1,104 @@
+"""The console's page in a real headless Chromium (Debian's chromium + chromium-driver,
+installed by .ci/run): it loads without console errors, shows every container of the
+demo, shows hostile names as text, and an event that happens while it is open appears
+without a reload.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console_demo import HOSTILE_NAME, SCENARIO, TOKEN, ConsoleDemo, publish_hostile_sample, run_console_demo
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Flags for this machine's closed network (docs: /work/.library/env/machines/python.md).
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,900",
+)  # fmt: skip
+SCREENSHOT = os.environ.get("CONSOLE_SCREENSHOT")  # set to refresh docs/console.png
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleDemo]:
+    yield from run_console_demo(tmp_path_factory.mktemp("console-page"))
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium and chromium-driver must be installed in CI (.ci/run installs them)")
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="console-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(driver: Any, what: str, check: Any, timeout_s: float = 30.0) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(lambda d: check(d), message=what)
+
+
+def _rows(driver: Any) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [r.get_attribute("data-key") for r in driver.find_elements(By.CSS_SELECTOR, "#containers tbody tr")]
+
+
+def test_the_page_shows_every_container_and_a_new_event_without_reload(demo: ConsoleDemo, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    publish_hostile_sample(demo.broker.url)
+    browser.get(demo.url)
+    expected = [f"pve1/{c['vmid']}" for c in SCENARIO["containers"]]
+    _wait(browser, "every demo container", lambda d: set(expected) <= set(_rows(d)))
+    _wait(browser, "the live stream", lambda d: d.find_element(By.ID, "live").text == "live")
+    _wait(browser, "the hostile node", lambda d: "hostile/990" in _rows(d))
+
+    # The hostile name is text: no element was made of it and no script ran.
+    hostile = browser.find_element(By.CSS_SELECTOR, 'tr[data-key="hostile/990"] td:nth-child(2)')
+    assert hostile.text == HOSTILE_NAME
+    assert hostile.find_elements(By.CSS_SELECTOR, "*") == []
+    assert browser.title == "LXC AutoScale console"
+
+    # An event while the page is open: a rollback of the container the demo shrank.
+    demo.wait_for("web3 to have shrunk", lambda: demo.get("/api/v1/containers/pve1/103")["size"]["cores"] < 4)
+    marker = browser.execute_script("window.__sameDocument = true; return window.__sameDocument;")
+    assert marker is True
+    reply = demo.request("/api/v1/rollback", {"node": "pve1", "vmid": 103}, token=TOKEN)
+    assert reply.status == 200 and reply.json()["requested"], reply.body
+    intent = reply.json()["intent_id"]
+    item = _wait(
+        browser, "the rollback's event in the list",
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#events li[data-event^="{intent}"]'),
+    )  # fmt: skip
+    assert "pve1/103" in item[0].text and "restore the size saved" in item[0].text
+    assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
+
+    if SCREENSHOT:
+        browser.save_screenshot(SCREENSHOT)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
