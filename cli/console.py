@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 
-from services.console.service import ConsoleService
+from services.console.service import CONSOLE_TOKEN_VARIABLE, ConsoleService
 from services.decider.explain import make_explainer
 from shared.service_config import add_common_arguments, start_service
 
@@ -22,10 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = start_service("console", args)
-    overrides = {k: v for k, v in (("listen", args.listen), ("port", args.port)) if v is not None}
-    if overrides:
-        config = config.model_copy(update={"console": config.console.model_copy(update=overrides)})
+    # The token may come from the environment (compose, systemd), where it beats the file.
+    token = os.environ.get(CONSOLE_TOKEN_VARIABLE) or None
+    config = start_service(
+        "console", args, flags={"console": {"listen": args.listen, "port": args.port, "token": token}}
+    )
     service = ConsoleService(config, make_explainer(config))
     return asyncio.run(_serve(service))
 

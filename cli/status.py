@@ -18,11 +18,12 @@ from services.console.follower import Follower
 from services.console.hub import Hub
 from services.decider.explain import make_explainer
 from shared import subjects
+from shared.arguments import node_argument, vmid_argument
 from shared.clock import SystemClock
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
 from shared.service_config import add_common_arguments, start_service
-from shared.validation import check_node_name, check_vmid, sanitize
+from shared.validation import sanitize
 
 SAMPLES_WAIT_S = 3.0
 COLUMNS = ("NODE/VMID", "NAME", "TIER", "CPU", "MEM", "SIZE", "TARGET", "DECISION", "REASON")
@@ -30,23 +31,9 @@ COLUMNS = ("NODE/VMID", "NAME", "TIER", "CPU", "MEM", "SIZE", "TARGET", "DECISIO
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--node", type=_node, help="only this node")
-    parser.add_argument("--vmid", type=_vmid, help="explain this container in detail")
+    parser.add_argument("--node", type=node_argument, help="only this node")
+    parser.add_argument("--vmid", type=vmid_argument, help="explain this container in detail")
     parser.add_argument("--json", action="store_true", help="print JSON (the console API's shape)")
-
-
-def _node(text: str) -> str:
-    try:
-        return check_node_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _vmid(text: str) -> int:
-    try:
-        return check_vmid(int(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +117,7 @@ def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> str:
     timers = row.get("timers") or {}
     lines = [
         f"Container:   {row['node']}/{row['vmid']} ({sanitize(row.get('hostname') or '-', 80)})",
-        f"Status:      {row['status']}" + (f" (locked: {sanitize(row['lock'], 40)})" if row.get("lock") else ""),
+        f"Status:      {row['status']}" + (f" (locked: {sanitize(row['lock'], 40)})" if row["lock"] else ""),
         f"Tier:        {row.get('tier') or 'DEFAULT'}",
         f"Size:        {_size(row['size'])}   cpulimit: {row.get('cpulimit') or '-'}",
         f"Usage:       cpu {_pct(row['usage']['cpu_pct'], row['missing'].get('cpu'))}, "
@@ -146,7 +133,9 @@ def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> str:
     pause = row.get("pause")
     lines.append(
         f"Pause:       {pause['mode']} ({pause['scope']}) until {pause.get('until') or 'resumed'}: "
-        f"{sanitize(pause.get('reason') or '', 200)}" if pause else "Pause:       none"
+        f"{sanitize(pause.get('reason') or '', 200)}"
+        if pause
+        else "Pause:       none"
     )
     lines.append(f"Timers:      {json.dumps(timers)}")
     lines.append("Events:")

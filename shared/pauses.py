@@ -39,5 +39,5 @@ def pause_target(key: str) -> tuple[str, int] | None:
     """(node, vmid) of a per-container key; None for the global key or a malformed one."""
     if key == GLOBAL_PAUSE_KEY or not key.startswith(PAUSE_KEY_PREFIX):
         return None
-    node, _, vmid = key[len(PAUSE_KEY_PREFIX):].partition(".")
+    node, _, vmid = key[len(PAUSE_KEY_PREFIX) :].partition(".")
     return (node, int(vmid)) if node and vmid.isdigit() else None

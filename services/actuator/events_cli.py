@@ -13,12 +13,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.actuator.event_format import parse_since
 from shared import subjects
+from shared.arguments import node_argument, vmid_argument
 from shared.codec import CodecError, decode
 from shared.event_text import format_line
 from shared.models import ScaleEvent
 from shared.nats_settings import connect
 from shared.service_config import add_common_arguments, start_service
-from shared.validation import check_node_name, check_vmid
 
 FETCH_BATCH = 256
 
@@ -26,24 +26,10 @@ FETCH_BATCH = 256
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    parser.add_argument("--node", type=_node, help="only this node")
-    parser.add_argument("--vmid", type=_vmid, help="only this container")
+    parser.add_argument("--node", type=node_argument, help="only this node")
+    parser.add_argument("--vmid", type=vmid_argument, help="only this container")
     parser.add_argument("--since", help="from this time on: 30m, 2h, 7d or an ISO time (UTC)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-
-
-def _node(text: str) -> str:
-    try:
-        return check_node_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _vmid(text: str) -> int:
-    try:
-        return check_vmid(int(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -233,4 +233,3 @@ def event_view(event: ScaleEvent) -> dict[str, Any]:
 
 def _age(sample: NodeSample, now: datetime) -> float:
     return round((now - sample.taken_at).total_seconds(), 1)
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from aiohttp import web
@@ -27,13 +26,12 @@ from shared.validation import sanitize
 
 log = logging.getLogger(__name__)
 RETRY_S = 2.0
-CREDENTIAL_VARIABLE = "LXC_AUTOSCALE_CONSOLE_TOKEN"
+CONSOLE_TOKEN_VARIABLE = "LXC_AUTOSCALE_CONSOLE_TOKEN"  # noqa: S105 - a variable's name, not a secret
 
 
 def console_token(config: AutoscaleConfig) -> Token:
-    """The environment overrides the file; an empty value means no token."""
-    configured = config.console.token.get_secret_value() if config.console.token else None
-    return Token(os.environ.get(CREDENTIAL_VARIABLE) or configured or None)
+    secret = config.console.token
+    return Token(secret.get_secret_value() if secret is not None else None)
 
 
 class ConsoleService:

@@ -26,6 +26,12 @@ from shared.explanation import ContainerExplanation, Explain, ResourceTimers, Ve
 from shared.models import ContainerReading, NodeSample, ScaleIntent
 from shared.pauses import PauseEntry
 
+# The policy keys an operator compares usage and size with, by their configuration names.
+THRESHOLD_KEYS = (
+    "cpu_upper_threshold", "cpu_lower_threshold", "memory_upper_threshold", "memory_lower_threshold",
+    "min_cores", "max_cores", "min_memory", "max_memory",
+)  # fmt: skip
+
 
 def make_explainer(config: AutoscaleConfig) -> Explain:
     view = PolicyView(config)
@@ -73,16 +79,7 @@ def explain_sample(
             warmup_left_s=_warmup_left(reading, state, sample, policy, at),
             cpu=_timers(state.cpu if state else None, policy, at, "cpu"),
             memory=_timers(state.memory if state else None, policy, at, "memory"),
-            thresholds={
-                "cpu_upper": policy.cpu_upper_threshold,
-                "cpu_lower": policy.cpu_lower_threshold,
-                "memory_upper": policy.memory_upper_threshold,
-                "memory_lower": policy.memory_lower_threshold,
-                "min_cores": policy.min_cores,
-                "max_cores": policy.max_cores,
-                "min_memory": policy.min_memory,
-                "max_memory": policy.max_memory,
-            },
+            thresholds={key: getattr(policy, key) for key in THRESHOLD_KEYS},
         )
     return result
 

@@ -68,16 +68,18 @@ def _intents_last_seq(demo: ConsoleDemo) -> int:
 def test_every_container_of_the_demo_is_listed_with_size_tier_and_usage(demo: ConsoleDemo) -> None:
     rows = demo.wait_for(
         "every demo container with both readings",
-        lambda: (r := demo.get("/api/v1/containers?node=pve1"))
-        and all(row["usage"]["cpu_pct"] is not None for row in r)
-        and r,
+        lambda: (
+            (r := demo.get("/api/v1/containers?node=pve1"))
+            and all(row["usage"]["cpu_pct"] is not None for row in r)
+            and r
+        ),
     )
     assert [row["vmid"] for row in rows] == DEMO_VMIDS
     by_vmid = {row["vmid"]: row for row in rows}
     assert by_vmid[101]["tier"] == "web" and by_vmid[201]["tier"] == "db"
     assert by_vmid[102]["hostname"] == "web2"
     assert by_vmid[102]["size"] == {"cores": 2, "memory_mb": 2048}
-    assert by_vmid[102]["thresholds"]["cpu_upper"] == 80
+    assert by_vmid[102]["thresholds"]["cpu_upper_threshold"] == 80
     nodes = demo.get("/api/v1/nodes")
     assert [n["node"] for n in nodes if n["node"] == "pve1"] == ["pve1"]
     assert nodes[0]["host"]["cores"] == SCENARIO["host_cores"]
@@ -94,7 +96,7 @@ def test_a_busy_container_shows_the_verdict_and_reason_the_deciders_act_on(demo:
                 return verdict, summary
         return None
 
-    verdict, reason = demo.wait_for("a scale-up of web1 shown before it was applied", shown_and_acted_on)
+    _verdict, reason = demo.wait_for("a scale-up of web1 shown before it was applied", shown_and_acted_on)
     assert reason.startswith("ct 101: cpu ") and "> 80%" in reason, reason
     health = demo.get("/api/v1/health")
     assert health["nodes"]["pve1"]["stale"] is False
@@ -172,8 +174,8 @@ def test_status_prints_the_same_view_as_a_table_as_json_and_for_one_container(
 
     def status(*args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", "status", "--config", str(config), "--nats-url", demo.broker.url,
-             "--log-format", "json", *args],
+            [sys.executable, "-m", "cli.main", "status", "--config", str(config),
+             "--nats-url", demo.broker.url, "--log-format", "json", *args],
             capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.console_demo import HOSTILE_NAME, SCENARIO, TOKEN, ConsoleDemo, publish_hostile_sample, run_console_demo
+from tests.console_demo import (
+    HOSTILE_NAME,
+    SCENARIO,
+    TOKEN,
+    ConsoleDemo,
+    publish_hostile_sample,
+    run_console_demo,
+)
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
@@ -23,7 +30,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 # Flags for this machine's closed network (docs: /work/.library/env/machines/python.md).
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,900",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,1150",
 )  # fmt: skip
 SCREENSHOT = os.environ.get("CONSOLE_SCREENSHOT")  # set to refresh docs/console.png
 
@@ -65,10 +72,13 @@ def _wait(driver: Any, what: str, check: Any, timeout_s: float = 30.0) -> Any:
 def _rows(driver: Any) -> list[str]:
     from selenium.webdriver.common.by import By
 
-    return [r.get_attribute("data-key") for r in driver.find_elements(By.CSS_SELECTOR, "#containers tbody tr")]
+    rows = driver.find_elements(By.CSS_SELECTOR, "#containers tbody tr")
+    return [r.get_attribute("data-key") for r in rows]
 
 
-def test_the_page_shows_every_container_and_a_new_event_without_reload(demo: ConsoleDemo, browser: Any) -> None:
+def test_the_page_shows_every_container_and_a_new_event_without_reload(
+    demo: ConsoleDemo, browser: Any
+) -> None:
     from selenium.webdriver.common.by import By
 
     publish_hostile_sample(demo.broker.url)

@@ -58,15 +58,15 @@ function badges(c) {
 }
 
 function containerRow(c) {
-  const t = c.thresholds || { cpu_lower: 0, cpu_upper: 100, memory_lower: 0, memory_upper: 100 };
+  const t = c.thresholds || {};
   const d = c.decision || { verdict: "unknown", reason: "" };
   const target = d.target ? ` → ${size(d.target)}` : "";
   return el("tr", { "data-key": `${c.node}/${c.vmid}` },
     el("td", {}, `${c.node}/${c.vmid}`),
     el("td", {}, c.hostname || ""),
     el("td", {}, c.tier || "DEFAULT"),
-    el("td", {}, bar(c.usage.cpu_pct, t.cpu_lower, t.cpu_upper, (c.missing || {}).cpu)),
-    el("td", {}, bar(c.usage.memory_pct, t.memory_lower, t.memory_upper, (c.missing || {}).memory)),
+    el("td", {}, bar(c.usage.cpu_pct, t.cpu_lower_threshold, t.cpu_upper_threshold, (c.missing || {}).cpu)),
+    el("td", {}, bar(c.usage.memory_pct, t.memory_lower_threshold, t.memory_upper_threshold, (c.missing || {}).memory)),
     el("td", {}, size(c.size) + target),
     el("td", {}, el("div", { class: "verdict" }, d.verdict), el("div", { class: "reason" }, d.reason)),
     el("td", {}, badges(c)));
