@@ -25,7 +25,7 @@ from shared.nats_settings import connect
 from shared.service_config import add_common_arguments, start_service
 from shared.validation import sanitize
 
-SAMPLES_WAIT_S = 3.0
+REPLAY_WAIT_S = 5.0
 COLUMNS = ("NODE/VMID", "NAME", "TIER", "CPU", "MEM", "SIZE", "TARGET", "DECISION", "REASON")
 
 
@@ -61,7 +61,7 @@ async def _read(
         cluster = Cluster(explain=make_explainer(config), events_kept=config.console.events_kept)
         follower = Follower(js, cluster, Hub())
         await follower.start(config.console.events_kept)
-        await _wait_for_samples(js, cluster)
+        await _wait_for_replay(js, cluster, follower)
         await follower.stop()
     finally:
         await nc.close()
@@ -71,13 +71,15 @@ async def _read(
     return rows, events
 
 
-async def _wait_for_samples(js: Any, cluster: Cluster) -> None:
-    """Until the last sample of every node in the metrics stream has arrived."""
+async def _wait_for_replay(js: Any, cluster: Cluster, follower: Follower) -> None:
+    """Until the last sample of every node and the stored events have arrived."""
     info = await js.stream_info(subjects.METRICS_STREAM, subjects_filter=subjects.METRICS_ALL)
     nodes = len(info.state.subjects or {})
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + SAMPLES_WAIT_S
-    while len(cluster.samples) < nodes and loop.time() < deadline:
+    deadline = loop.time() + REPLAY_WAIT_S
+    while loop.time() < deadline and (
+        len(cluster.samples) < nodes or follower.events_seen < follower.events_replayed
+    ):
         await asyncio.sleep(0.05)
 
 

@@ -37,6 +37,8 @@ class Follower:
         self._changed = asyncio.Event()
         self.ready = False
         self.invalid = 0
+        self.events_replayed = 0  # how many stored events the start-up replay delivers
+        self.events_seen = 0
 
     async def start(self, events_replayed: int) -> None:
         await self._follow_bucket(subjects.STATE_BUCKET, self._on_state)
@@ -71,6 +73,7 @@ class Follower:
     async def _recent_events(self, count: int) -> ConsumerConfig:
         info = await self._js.stream_info(subjects.EVENTS_STREAM)
         first = max(info.state.first_seq, info.state.last_seq - count + 1, 1)
+        self.events_replayed = max(0, info.state.last_seq - first + 1) if info.state.messages else 0
         return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first)
 
     async def _follow_bucket(self, bucket: str, apply: Callable[[str, bytes | None], None]) -> None:
@@ -136,12 +139,15 @@ class Follower:
         except CodecError as exc:
             self._set_aside("event", msg, exc)
             return
+        self.events_seen += 1
         self._cluster.add_event(event)
         self._hub.publish(Update("event", event_view(event)))
         self._changed.set()
 
     def _set_aside(self, what: str, msg: Any, exc: Exception) -> None:
         self.invalid += 1
+        if what == "event":
+            self.events_seen += 1
         log.warning("invalid %s ignored: %s", what, sanitize(exc, 300),
                     extra={"event": f"{what}_invalid", "subject": sanitize(msg.subject, 200)})  # fmt: skip
 

@@ -193,6 +193,7 @@ def test_status_prints_the_same_view_as_a_table_as_json_and_for_one_container(
     web2 = next(line for line in table if line.startswith("pve1/102"))
     assert "web2" in web2 and "2c/2048M" in web2
 
+    demo.wait_for("web1 to be scaled", lambda: demo.get("/api/v1/events?vmid=101&outcome=applied"))
     described = status("--vmid", "101", "--node", "pve1")
     assert "Container:   pve1/101 (web1)" in described
     assert "Tier:        web" in described
