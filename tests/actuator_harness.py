@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from services.actuator.commands import HostLimits
 from services.actuator.executors.base import Executor
@@ -158,6 +159,17 @@ class EventReader:
 
 def set_calls(sim: SimNode, vmid: int = 101) -> list[list[str]]:
     return [call for call in sim.pct_calls() if call[:2] == ["set", str(vmid)]]
+
+
+async def intent_settled(js: Any, vmid: int = 101, node: str = NODE) -> bool:
+    """The intents queue is empty and the actuator's journal holds nothing for `vmid`."""
+    queued = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
+    journal = await js.key_value(subjects.ACTUATOR_BUCKET)
+    try:
+        await journal.get(subjects.state_key(node, vmid))
+    except NotFoundError:
+        return bool(queued == 0)
+    return False
 
 
 async def eventually(check: Any, timeout_s: float = 10.0, interval_s: float = 0.05) -> Any:

@@ -15,14 +15,14 @@ from actuator_harness import (
     EventReader,
     eventually,
     intent,
+    intent_settled,
     publish_intent,
     running_actuator,
     set_calls,
     sim_node,
 )
-from nats.js.errors import NotFoundError
 
-from shared import failpoints, subjects
+from shared import failpoints
 from shared.embedded_broker import EmbeddedBroker, start_broker
 from simnode.tree import SimNode
 
@@ -88,16 +88,7 @@ async def test_an_actuator_killed_mid_intent_makes_one_change_and_one_applied_ev
     assert (event.outcome, event.detail) == ("applied", "resized")
     assert (event.before.cores, event.after.cores) == (2, 4)  # type: ignore[union-attr]
 
-    async def intent_acked_and_journal_cleared() -> bool:
-        queued = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
-        journal = await js.key_value(subjects.ACTUATOR_BUCKET)
-        try:
-            await journal.get(subjects.state_key("pve1", 101))
-        except NotFoundError:
-            return bool(queued == 0)
-        return False
-
-    await eventually(intent_acked_and_journal_cleared, timeout_s=30)
+    await eventually(lambda: intent_settled(js), timeout_s=30)
     assert await reader.nothing_more(wait_s=0.5) == []
     assert len(set_calls(sim)) == 1
     assert sim.read_conf(101)["memory"] == "2048"
