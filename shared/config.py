@@ -84,6 +84,8 @@ class ScalingPolicy(_Section):
     cooldown_up_s: float = Field(0, ge=0)
     cooldown_down_s: float = Field(0, ge=0)
     scale_down_stabilization_s: float = Field(300, ge=0, le=3600)
+    # Above the upper threshold but not saturated: grow only after this long (measured time).
+    scale_up_sustain_s: float = Field(10, ge=0, le=3600)
     tolerance: float = Field(0.0, ge=0, lt=1)
     warmup_s: float = Field(0, ge=0)
     pause: Literal["none", "all", "scale-down", "scale-up"] = "none"

@@ -488,3 +488,43 @@ def test_a_cpulimit_below_the_cores_is_not_answered_with_more_cores() -> None:
     node = Node(view())
     assert node.sample(reading(101, cpu_pct=99.0, cores=4, cpulimit=1.5)).intents == ()
     assert targets(node.sample(reading(101, cpu_pct=99.0, cores=2, cpulimit=4.0))) == {101: (4, 1024)}
+
+
+# ----------------------------------------------------------------- scale-up evidence
+
+
+def test_at_a_1s_interval_usage_above_the_threshold_must_last_scale_up_sustain_s() -> None:
+    node = Node(view())
+    hot = reading(101, cpu_pct=82.0)
+    first = node.sample(hot, interval_s=1.0)
+    assert not first.intents  # one second of 82 % is not evidence yet
+    for _ in range(8):
+        assert not node.after(1, hot, interval_s=1.0).intents
+    assert targets(node.after(1, hot, interval_s=1.0)) == {101: (3, 1024)}  # 10 s measured
+
+
+def test_a_sample_back_under_the_threshold_restarts_the_wait() -> None:
+    node = Node(view())
+    node.sample(reading(101, cpu_pct=82.0), interval_s=1.0)
+    for _ in range(5):
+        node.after(1, reading(101, cpu_pct=82.0), interval_s=1.0)
+    node.after(1, reading(101, cpu_pct=60.0), interval_s=1.0)
+    for _ in range(9):
+        assert not node.after(1, reading(101, cpu_pct=82.0), interval_s=1.0).intents
+    assert node.after(1, reading(101, cpu_pct=82.0), interval_s=1.0).intents
+
+
+@pytest.mark.parametrize("interval_s", [1.0, 2.0, 10.0])
+def test_the_first_saturated_sample_grows_the_container_at_any_interval(interval_s: float) -> None:
+    decision = Node(view()).sample(reading(101, cpu_pct=96.0), interval_s=interval_s)
+    assert targets(decision) == {101: (4, 1024)}
+
+
+def test_at_the_default_10s_interval_one_sample_above_the_threshold_is_enough() -> None:
+    assert targets(Node(view()).sample(reading(101, cpu_pct=82.0), interval_s=10.0)) == {101: (3, 1024)}
+
+
+def test_waiting_for_evidence_writes_the_state_once_not_every_sample() -> None:
+    node = Node(view())
+    assert 101 in node.sample(reading(101, cpu_pct=82.0), interval_s=1.0).state_changes
+    assert not node.after(1, reading(101, cpu_pct=82.0), interval_s=1.0).state_changes

@@ -60,7 +60,7 @@ def decide_container(
         return ContainerResult(note=f"locked ({reading.lock}): left alone")
     policy = ctx.view.policy_for(reading.vmid)
     state = stored or EMPTY_STATE
-    views = resource_views(reading, policy, state, ctx.multiplier)
+    views = resource_views(reading, policy, state, ctx.multiplier, ctx.sample.interval_s)
     if stored is None and not ctx.energy and _inside_dead_band(views):
         return NOTHING  # the common case, answered without building any proposal
     replay = _replayed(state, ctx, budget)

@@ -84,12 +84,17 @@ class ResourceView:
     policy: ScalingPolicy
     multiplier: float  # behaviour multiplier (x0.8 off-peak)
     held_back: bool
+    covers_s: float  # seconds of load the reading stands for: the sample's interval
 
     def above(self, usage: float) -> bool:
         return is_above(usage, self.upper, self.policy.tolerance)
 
     def below(self, usage: float) -> bool:
         return is_below(usage, self.lower, self.policy.tolerance)
+
+    def saturated(self, usage: float) -> bool:
+        """Using (nearly) everything it is allowed: the container is starved now."""
+        return usage >= self.policy.saturation_threshold * 100
 
     def grown(self, usage: float) -> int:
         """The size one threshold step up asks for (before the tier's maximum)."""
@@ -101,7 +106,11 @@ class ResourceView:
 
 
 def resource_views(
-    reading: ContainerReading, policy: ScalingPolicy, state: ContainerState, multiplier: float
+    reading: ContainerReading,
+    policy: ScalingPolicy,
+    state: ContainerState,
+    multiplier: float,
+    interval_s: float,
 ) -> tuple[ResourceView, ...]:
     views = []
     for name in RESOURCES:
@@ -119,6 +128,7 @@ def resource_views(
                 policy=policy,
                 multiplier=multiplier,
                 held_back=spec.held_back(reading),
+                covers_s=interval_s,
             )
         )
     return tuple(views)

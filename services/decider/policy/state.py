@@ -45,6 +45,9 @@ class ResourceState(_StateModel):
     # Monotonic max-queue of recent recommendations: values strictly decrease from the
     # head, so the head is the highest recommendation still inside the window.
     window: tuple[WindowEntry, ...] = ()
+    # Start of the time the usage has been above the upper threshold without saturating
+    # (the start of the interval of the first such sample); None when it is not above.
+    up_since: float | None = None
     saturated: int = Field(0, ge=0)
     boost: BoostRecord | None = None
 
