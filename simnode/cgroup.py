@@ -1,12 +1,18 @@
 """cgroup v2 files of a running container under `/sys/fs/cgroup/lxc/<vmid>/`.
 
 Formats are the kernel's (Documentation/admin-guide/cgroup-v2.rst). Limits follow
-`PVE::LXC::Config::calculate_memory_constraints` and `PVE::CGroup::change_memory_limit`.
+`PVE::LXC::Config::calculate_memory_constraints` and `PVE::CGroup::change_memory_limit`,
+`change_cpu_quota`, `change_cpu_shares`. As on a real node the container's processes
+live in the inner `lxc/<vmid>/ns` cgroup; statistics and limits are on `lxc/<vmid>`.
+A `memory.max` below what the container holds is enforced as the kernel does
+(`enforce_memory_max`): page cache reclaimed, anon swapped out as far as
+`memory.swap.max` allows, then the biggest process OOM-killed.
 Every write is atomic so a concurrent reader never sees a torn file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from simnode import paths
@@ -102,6 +108,31 @@ def cpuset_for(cores: int | None, host_cpus: int) -> str:
     return "0" if n <= 1 else f"0-{n - 1}"
 
 
+def parse_cpu_list(text: str) -> list[int]:
+    """A kernel CPU list such as `0-3,8,10-11` as sorted CPU ids."""
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return sorted(cpus)
+
+
+def format_cpu_list(cpus: list[int]) -> str:
+    """Sorted CPU ids as the kernel prints them (`PVE::CpuSet::short_string`): `0-2,5`."""
+    out: list[str] = []
+    ids = sorted(set(cpus))
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
 def cpu_max_for(cpulimit: float) -> str:
     if cpulimit <= 0:
         return f"max {CPU_PERIOD_US}"
@@ -123,27 +154,124 @@ def _cpulimit(keys: dict[str, str]) -> float:
 
 
 def limit_files(keys: dict[str, str], host_cpus: int) -> dict[str, str]:
-    """The limit files a container's config implies (defaults: memory 512, swap 512)."""
+    """The limit files a container's config implies at start (defaults: memory 512,
+    swap 0 as `vmstatus` has it, cpu.weight the kernel's 100 when cpuunits is unset)."""
     memory = _int(keys, "memory", 512)
-    swap = _int(keys, "swap", 512)
+    swap = _int(keys, "swap", 0)
     cores = _int(keys, "cores", 0) or None
+    cpuset = f"{cpuset_for(cores, host_cpus)}\n"
     return {
         "memory.max": f"{memory * MIB}\n",
         "memory.high": f"{memory_high(memory)}\n",
         "memory.swap.max": f"{swap * MIB}\n",
-        "cpuset.cpus": f"{cpuset_for(cores, host_cpus)}\n",
+        "cpuset.cpus": cpuset,
+        "cpuset.cpus.effective": cpuset,
         "cpu.max": f"{cpu_max_for(_cpulimit(keys))}\n",
         "cpu.weight": f"{_int(keys, 'cpuunits', 100)}\n",
     }
 
 
-def apply_limits(root: str, vmid: int, keys: dict[str, str], host_cpus: int) -> None:
-    """Hot-apply a config to a running container's cgroup (no-op when stopped)."""
-    directory = paths.cgroup_dir(root, vmid)
-    if not os.path.isdir(directory):
-        return
-    for name, content in limit_files(keys, host_cpus).items():
-        write_atomic(os.path.join(directory, name), content)
+def _write(root: str, vmid: int, name: str, content: str) -> None:
+    write_atomic(os.path.join(paths.cgroup_dir(root, vmid), name), content)
+
+
+def _read(root: str, vmid: int, name: str) -> str:
+    with open(os.path.join(paths.cgroup_dir(root, vmid), name), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def change_memory_limit(root: str, vmid: int, memory_mb: int | None, swap_mb: int | None) -> None:
+    """`PVE::CGroup::change_memory_limit` on v2: memory.swap.max only when swap is given,
+    then memory.high and memory.max; the kernel then enforces the new limit."""
+    if swap_mb is not None:
+        _write(root, vmid, "memory.swap.max", f"{swap_mb * MIB}\n")
+    if memory_mb is not None:
+        _write(root, vmid, "memory.high", f"{memory_high(memory_mb)}\n")
+        _write(root, vmid, "memory.max", f"{memory_mb * MIB}\n")
+        enforce_memory_max(root, vmid)
+
+
+def change_cpu_quota(root: str, vmid: int, cpulimit: float | None) -> None:
+    """`change_cpu_quota`: `int(100000*cpulimit) 100000`, or `max` when cpulimit is deleted."""
+    _write(root, vmid, "cpu.max", f"{cpu_max_for(cpulimit or 0.0)}\n")
+
+
+def change_cpu_shares(root: str, vmid: int, cpuunits: int | None) -> None:
+    """`change_cpu_shares` on v2: cpu.weight, 100 when the option is deleted."""
+    _write(root, vmid, "cpu.weight", f"{100 if cpuunits is None else cpuunits}\n")
+
+
+# Processes of a simulated container: a few small system processes (init, getty, cron)
+# holding BASE_ANON_MB in all, and the service itself holding the rest of the anon memory.
+BASE_ANON_MB = 16
+SERVICE_NAME = "service"
+
+
+def enforce_memory_max(root: str, vmid: int) -> int:
+    """Bring a container within its memory.max as the kernel does: reclaim page cache,
+    swap anon out while memory.swap.max allows, then OOM-kill the biggest process.
+    Returns the number of processes killed (0 or 1)."""
+    limit_text = _read(root, vmid, "memory.max").strip()
+    if limit_text == "max":
+        return 0
+    limit = int(limit_text)
+    stat = parse_kv(_read(root, vmid, "memory.stat"))
+    anon, file_b = stat.get("anon", 0), stat.get("file", 0)
+    if anon + file_b <= limit:
+        return 0
+    events = parse_kv(_read(root, vmid, "memory.events"))
+    events["max"] = events.get("max", 0) + 1
+    file_b = max(min(file_b, limit - anon), 0)
+    swap = int(_read(root, vmid, "memory.swap.current") or 0)
+    swap_max_text = _read(root, vmid, "memory.swap.max").strip()
+    swap_room = max((1 << 62 if swap_max_text == "max" else int(swap_max_text)) - swap, 0)
+    out = min(max(anon - limit, 0), swap_room)
+    anon, swap = anon - out, swap + out
+    killed = 0
+    if anon > limit:
+        victim = max(anon - BASE_ANON_MB * MIB, 0)
+        anon -= victim
+        killed = 1
+        events["oom"] = events.get("oom", 0) + 1
+        events["oom_kill"] = events.get("oom_kill", 0) + 1
+        _log_kill(root, vmid, events["oom_kill"], victim)
+    write_memory(root, vmid, anon, file_b)
+    _write(root, vmid, "memory.swap.current", f"{swap}\n")
+    _write(root, vmid, "memory.events", format_kv(events, MEMORY_EVENT_KEYS))
+    return killed
+
+
+def write_memory(root: str, vmid: int, anon: int, file_b: int) -> None:
+    """memory.stat (kernel keys, active/inactive split) and memory.current = anon + file."""
+    stat = {
+        "anon": anon,
+        "file": file_b,
+        "active_anon": anon // 2,
+        "inactive_anon": anon - anon // 2,
+        "active_file": file_b // 2,
+        "inactive_file": file_b - file_b // 2,
+    }
+    _write(root, vmid, "memory.stat", format_kv(stat, MEMORY_STAT_KEYS))
+    _write(root, vmid, "memory.current", f"{anon + file_b}\n")
+
+
+def _log_kill(root: str, vmid: int, count: int, rss: int) -> None:
+    """The kernel's OOM report, one line per kill, in `<root>/var/log/simnode/oom.log`."""
+    import time
+
+    pid = 1000 + count  # the service's pid in the container: a new one after each restart
+    line = (
+        f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}+00:00 lxc/{vmid} "
+        f"Memory cgroup out of memory: Killed process {pid} ({SERVICE_NAME}) "
+        f"anon-rss:{rss // 1024}kB, file-rss:0kB, shmem-rss:0kB\n"
+    )
+    log = paths.oom_log_path(root)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 
 def create(root: str, vmid: int, keys: dict[str, str], host_cpus: int) -> None:
@@ -165,6 +293,15 @@ def create(root: str, vmid: int, keys: dict[str, str], host_cpus: int) -> None:
     }
     for name, content in files.items():
         write_atomic(os.path.join(directory, name), content)
+    # The container's processes run in the inner cgroup; pvestatd writes its cpuset first.
+    os.makedirs(os.path.join(directory, "ns"), exist_ok=True)
+    for name in ("cpuset.cpus", "cpuset.cpus.effective"):
+        write_atomic(os.path.join(directory, "ns", name), files["cpuset.cpus"])
+    started = paths.start_time_path(root, vmid)
+    os.makedirs(os.path.dirname(started), exist_ok=True)
+    import time  # only `pct start` needs it
+
+    write_atomic(started, f"{time.time():.3f}\n")
 
 
 def remove(root: str, vmid: int) -> None:
@@ -172,6 +309,8 @@ def remove(root: str, vmid: int) -> None:
     import shutil  # only `pct stop` needs it; keep pct startup lean
 
     directory = paths.cgroup_dir(root, vmid)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(paths.start_time_path(root, vmid))
     for _ in range(20):
         shutil.rmtree(directory, ignore_errors=True)
         if not os.path.exists(directory):

@@ -115,6 +115,9 @@ def _parse_line(res: ParsedConf, conf: Section, line: str, vmid: int, descr: str
         res.warnings.append(f"vm {vmid} - unable to parse config: {line}\n")
         return descr
     key, value = m.group(1), m.group(2)
+    if key == "delete" and conf is res.pending:
+        conf.keys[key] = value  # the pending deletions, a list of option names
+        return descr
     value, err = schema.check_conf_value(key, value)
     if err:
         res.warnings.append(f"vm {vmid} - unable to parse value of '{key}' - {err}\n")
@@ -129,6 +132,52 @@ def render(section: Section) -> str:
         items["description"] = encode_text(section.description)
     lines = [f"{k}: {items[k]}\n" for k in sorted(items) if k != "digest"]
     lines.extend(f"{k}: {v}\n" for k, v in section.lxc)
+    return "".join(lines)
+
+
+def merged(conf: ParsedConf) -> Section:
+    """The current section with `[pve:pending]` applied, as `load_current_config` gives it
+    to `pct config` without `--current`: pending values win, pending deletions drop keys."""
+    if conf.pending is None:
+        return conf.main
+    out = Section()
+    out.keys = dict(conf.main.keys)
+    out.description = conf.pending.description or conf.main.description
+    out.lxc = list(conf.main.lxc)
+    for key, value in conf.pending.keys.items():
+        if key != "delete":
+            out.keys[key] = value
+    for key in schema.split_list(conf.pending.keys.get("delete", "")):
+        out.keys.pop(key, None)
+    return out
+
+
+def set_pending(raw: str, keys: dict[str, str]) -> str:
+    """Replace the `[pve:pending]` section with `keys` (none: no section), written where
+    `write_pct_config` puts it: after the current section, before the snapshots."""
+    lines = raw.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if _PENDING_RE.match(ln.rstrip("\n"))), None)
+    if start is not None:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if _SECTION_RE.match(lines[i].rstrip("\n"))),
+            len(lines),
+        )
+        while end > start + 1 and not lines[end - 1].strip():
+            end -= 1  # the blank line before the next section stays with it
+        first = start
+        while first > 0 and not lines[first - 1].strip():
+            first -= 1
+        del lines[first:end]
+    if keys:
+        pos = _main_end(lines)
+        while pos > 0 and not lines[pos - 1].strip():
+            pos -= 1
+        if pos > 0 and not lines[pos - 1].endswith("\n"):
+            lines[pos - 1] += "\n"
+        block = ["\n", "[pve:pending]\n", *(f"{k}: {keys[k]}\n" for k in sorted(keys))]
+        if pos < len(lines) and lines[pos].strip():
+            block.append("\n")
+        lines[pos:pos] = block
     return "".join(lines)
 
 

@@ -49,6 +49,24 @@ def pct_log_path(root: str) -> str:
     return os.path.join(root, "var", "log", "simnode", "pct.log")
 
 
+def oom_log_path(root: str) -> str:
+    return os.path.join(root, "var", "log", "simnode", "oom.log")
+
+
+def pvestatd_state_path(root: str) -> str:
+    """What the simulated pvestatd last broadcast (the RRD/status cache pvesh reads)."""
+    return os.path.join(root, "var", "lib", "simnode", "pvestatd.json")
+
+
+def start_time_path(root: str, vmid: int) -> str:
+    """When a running container started (wall seconds), for its uptime (simulation only)."""
+    return os.path.join(root, "var", "lib", "simnode", "started", str(vmid))
+
+
+def pvesh_wrapper_path(root: str) -> str:
+    return os.path.join(root, "usr", "bin", "pvesh")
+
+
 def pct_wrapper_path(root: str) -> str:
     return os.path.join(root, "usr", "sbin", "pct")
 

@@ -13,11 +13,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from simnode import cgroup, conffile, faults, locking, paths, schema
+from simnode import cgroup, conffile, faults, hotplug, locking, paths, schema, settings
 from simnode.atomic import read_text, write_atomic
 from simnode.getopt import BOOL, BooleanError, GetoptError, get_options
 
-EXIT_ERROR = 255  # a Perl `die` in a PVE CLI exits with 255
+EXIT_ERROR = 255  # a Perl `die` exits with $! when it is set, else 255
+EINTR = 4  # $! left by the flock that lock_file_full's SIGALRM timeout interrupted
 # Simulation only: seconds each invocation waits before doing anything, to stand for the
 # real pct's start-up (a Perl program compiling its modules). Default 0: a Python start only.
 STARTUP_ENV = "SIMNODE_PCT_STARTUP_S"
@@ -164,26 +165,20 @@ def cmd_list(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
 
 
 def _verbose_status(ctx: Ctx, vmid: int, conf: conffile.ParsedConf, running: bool) -> dict[str, str]:
+    """`vmstatus` for one CT as `pct status --verbose` prints it (the caller drops `cpu`).
+    `mem` is memory.current - memory.stat file (`get_memory_stat`), `maxswap` swap // 0."""
     keys = conf.main.keys
     host_cpus = paths.host_cpu_count(ctx.root)
-    mem = 0
-    if running:
-        try:
-            mem = int(read_text(os.path.join(paths.cgroup_dir(ctx.root, vmid), "memory.current")))
-        except (OSError, ValueError):
-            mem = 0
-    cpus = keys.get("cores") or keys.get("cpulimit") or str(host_cpus)
     stat = {
-        "cpu": "0",
-        "cpus": cpus,
+        "cpus": keys.get("cores") or keys.get("cpulimit") or str(host_cpus),
         "disk": "0",
         "diskread": "0",
         "diskwrite": "0",
-        "maxdisk": str(_rootfs_size(keys.get("rootfs", ""))),
-        "maxmem": str(int(keys.get("memory", "512")) * cgroup.MIB),
-        "maxswap": str(int(keys.get("swap", "512")) * cgroup.MIB),
-        "mem": str(mem),
-        "name": keys.get("hostname", f"CT{vmid}"),
+        "maxdisk": str(_rootfs_size(keys.get("rootfs", "")) or 4 * 1024**3),
+        "maxmem": str(int(keys.get("memory") or 512) * cgroup.MIB),
+        "maxswap": str(int(keys.get("swap") or 0) * cgroup.MIB),
+        "mem": "0",
+        "name": "".join((keys.get("hostname") or f"CT{vmid}").split()),
         "netin": "0",
         "netout": "0",
         "status": "running" if running else "stopped",
@@ -192,10 +187,43 @@ def _verbose_status(ctx: Ctx, vmid: int, conf: conffile.ParsedConf, running: boo
         "uptime": "0",
         "vmid": str(vmid),
     }
+    if running:
+        stat.update(_running_status(ctx.root, vmid))
+    if keys.get("template") == "1":
+        stat["template"] = "1"
     for extra in ("lock", "tags"):
         if keys.get(extra):
             stat[extra] = keys[extra]
     return stat
+
+
+def _running_status(root: str, vmid: int) -> dict[str, str]:
+    """The figures vmstatus reads from a running CT's cgroup."""
+    directory = paths.cgroup_dir(root, vmid)
+    out: dict[str, str] = {"pid": str(pid_of(vmid))}
+    try:
+        current = int(read_text(os.path.join(directory, "memory.current")))
+        file_b = cgroup.parse_kv(read_text(os.path.join(directory, "memory.stat"))).get("file", 0)
+        out["mem"] = str(current - file_b)
+        out["swap"] = str(int(read_text(os.path.join(directory, "memory.swap.current"))))
+    except (OSError, ValueError):
+        pass
+    for kind in ("cpu", "io", "memory"):
+        try:
+            text = read_text(os.path.join(directory, f"{kind}.pressure"))
+        except OSError:
+            continue
+        for line in text.splitlines():
+            name, _, rest = line.partition(" ")
+            avg10 = rest.split(" ")[0].partition("=")[2]
+            if kind == "cpu" or name in ("some", "full"):
+                out[f"pressure{kind}{name}"] = avg10
+    return out
+
+
+def pid_of(vmid: int) -> int:
+    """A stable stand-in for the container's init pid (`find_lxc_pid`)."""
+    return 100_000 + vmid % 900_000
 
 
 def _rootfs_size(rootfs: str) -> int:
@@ -216,7 +244,7 @@ def cmd_status(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
     running = _running(ctx, vmid)
     if opts.get("verbose") == "1":
         stat = _verbose_status(ctx, vmid, conf, running)
-        ctx.out.extend(f"{k}: {stat[k]}\n" for k in sorted(stat))
+        ctx.out.extend(f"{k}: {stat[k]}\n" for k in sorted(stat))  # no `cpu` line, as pct.pm
     else:
         ctx.out.append(f"status: {'running' if running else 'stopped'}\n")
 
@@ -236,7 +264,8 @@ def cmd_config(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
         raise ParamError("Parameter verification failed.", {"snapshot": msg, "current": msg})
     vmid = int(pos[0])
     conf = _load(ctx, vmid)
-    section = conf.main
+    # load_current_config: pending values merged in, unless --current
+    section = conf.main if opts.get("current") == "1" else conffile.merged(conf)
     if snap:
         if snap not in conf.snapshots:
             raise PctError(f"snapshot '{snap}' does not exist")
@@ -308,7 +337,9 @@ def cmd_set(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
     if not params:
         raise PctError("no options specified")
     delete = schema.split_list(params.pop("delete", ""))
-    params.pop("revert", None)  # the simulation never has pending changes to revert
+    revert = schema.split_list(params.pop("revert", ""))
+    if "cpuunits" in params:
+        params["cpuunits"] = hotplug.clamp_cpuunits(params["cpuunits"])
     with locking.config_lock(ctx.root, vmid):
         raw = _load_raw(ctx, vmid)
         _act_out_fault(vmid, faults.consume(ctx.root, vmid))
@@ -318,18 +349,37 @@ def cmd_set(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
             raise PctError("detected modified configuration - file changed by other user? Try again.")
         if ctx.check_change is not None:
             ctx.check_change(params, delete)
+        _revert(conf, revert)
         deletes = _plan_deletes(conf, delete, params)
         description = params.pop("description", None)
         if "description" in deletes:
             deletes.remove("description")
             description = ""
         updates = {k: _normalize(k, v) for k, v in params.items()}
-        new_raw = conffile.edit(raw, updates, deletes, description)
+        change = hotplug.update(ctx.root, vmid, conf, updates, deletes, _running(ctx, vmid))
+        if change.errors and settings.pve_version(ctx.root) >= 8:
+            # pve-container >= 5.2.2: "don't write to config if we get any errors"
+            raise ParamError("Parameter verification failed.", change.errors)
+        new_raw = conffile.edit(raw, change.updates, change.deletes, description)
+        new_raw = conffile.set_pending(new_raw, change.pending)
         if new_raw != raw:
             write_atomic(paths.conf_path(ctx.root, vmid), new_raw)
-        if _running(ctx, vmid):
-            keys = conffile.parse(new_raw, vmid).main.keys
-            cgroup.apply_limits(ctx.root, vmid, keys, paths.host_cpu_count(ctx.root))
+        if change.errors:  # PVE 7: written, failed keys left under [pve:pending], then the error
+            raise ParamError("Parameter verification failed.", change.errors)
+
+
+def _revert(conf: conffile.ParsedConf, revert: list[str]) -> None:
+    """`-revert opt`: drop a pending change (and a pending deletion) of that option."""
+    if conf.pending is None:
+        return
+    for opt in revert:
+        if schema.conf_option(opt) is None:
+            raise ParamError("Parameter verification failed.", {"revert": f"unknown option '{opt}'"})
+        conf.pending.keys.pop(opt, None)
+        dels = [d for d in schema.split_list(conf.pending.keys.get("delete", "")) if d != opt]
+        conf.pending.keys["delete"] = ",".join(dels)
+        if not dels:
+            del conf.pending.keys["delete"]
 
 
 def cmd_start(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
@@ -342,6 +392,13 @@ def cmd_start(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
             raise PctError("you can't start a CT if it's a template")
         if opts.get("skiplock") != "1" and conf.main.keys.get("lock") != "mounted":
             _check_lock(conf)
+        if conf.pending is not None:  # vm_start applies pending changes while starting
+            raw = _load_raw(ctx, vmid)
+            pending = dict(conf.pending.keys)
+            deletes = schema.split_list(pending.pop("delete", ""))
+            raw = conffile.set_pending(conffile.edit(raw, pending, deletes), {})
+            write_atomic(paths.conf_path(ctx.root, vmid), raw)
+            conf = conffile.parse(raw, vmid)
         cgroup.create(ctx.root, vmid, conf.main.keys, paths.host_cpu_count(ctx.root))
 
 
@@ -458,9 +515,13 @@ def run(root: str, argv: list[str]) -> tuple[int, str]:
     except ParamError as exc:
         sys.stderr.write(_format_param_error(exc, usage))
         return EXIT_ERROR, ""
-    except (PctError, locking.LockTimeout) as exc:
+    except PctError as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_ERROR, ""
+    except locking.LockTimeout as exc:
+        # `lock_config` dies with $@ while $! still holds the interrupted flock's EINTR
+        sys.stderr.write(f"{exc}\n")
+        return EINTR, ""
     return 0, "".join(ctx.out)
 
 

@@ -22,7 +22,7 @@ class ContainerSpec:
     hostname: str
     cores: int
     memory_mb: int
-    swap_mb: int = 512
+    swap_mb: int = 512  # what `pct create` writes by default; a config without `swap` means 0
     running: bool = True
     tags: str | None = None
     lock: str | None = None
@@ -63,6 +63,15 @@ class SimNode:
     @property
     def pct_path(self) -> Path:
         return Path(paths.pct_wrapper_path(str(self.root)))
+
+    @property
+    def pvesh_path(self) -> Path:
+        return Path(paths.pvesh_wrapper_path(str(self.root)))
+
+    def oom_kills(self) -> list[str]:
+        """The kernel's OOM-kill reports so far, one line each (`var/log/simnode/oom.log`)."""
+        log = Path(paths.oom_log_path(str(self.root)))
+        return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
 
     def env(self) -> dict[str, str]:
         """Environment for running `python -m simnode.pct` without `--root`."""
@@ -199,15 +208,23 @@ def render_meminfo(total_mb: int, used_kb: int = 0, cache_kb: int = 0) -> str:
 
 def write_pct_wrapper(root: Path) -> Path:
     """`<root>/usr/sbin/pct`: runs the simulated pct with the real pct's arguments."""
-    wrapper = Path(paths.pct_wrapper_path(str(root)))
+    return _write_wrapper(Path(paths.pct_wrapper_path(str(root))), "pct", root)
+
+
+def write_pvesh_wrapper(root: Path) -> Path:
+    """`<root>/usr/bin/pvesh`: the simulated `pvesh get /cluster/resources`."""
+    return _write_wrapper(Path(paths.pvesh_wrapper_path(str(root))), "pvesh", root)
+
+
+def _write_wrapper(wrapper: Path, module: str, root: Path) -> Path:
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     script = (
         "#!/bin/sh\n"
-        "# Simulated Proxmox pct (simnode); see simnode/README.md.\n"
-        "# -S skips site-packages: pct needs only the stdlib, and starts twice as fast.\n"
+        f"# Simulated Proxmox {module} (simnode); see simnode/README.md.\n"
+        f"# -S skips site-packages: {module} needs only the stdlib, and starts twice as fast.\n"
         f"PYTHONPATH={shlex.quote(str(PROJECT_DIR))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
         "export PYTHONPATH\n"
-        f'exec {shlex.quote(sys.executable)} -S -m simnode.pct --root {shlex.quote(str(root))} "$@"\n'
+        f'exec {shlex.quote(sys.executable)} -S -m simnode.{module} --root {shlex.quote(str(root))} "$@"\n'
     )
     wrapper.write_text(script, encoding="utf-8")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -261,4 +278,5 @@ def build_node(
             keys = conffile.parse(raw, spec.vmid).main.keys
             cgroup.create(str(root), spec.vmid, keys, host_cores)
     write_pct_wrapper(root)
+    write_pvesh_wrapper(root)
     return SimNode(root, node_name, host_cores, host_memory_mb)

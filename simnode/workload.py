@@ -1,11 +1,15 @@
 """Drive the cgroup counters of a simulated node from per-container load profiles.
 
-Each tick reads the container's CURRENT config (cores, cpulimit, memory), so a resize
-made with `pct set` changes what is measured next, as on a real node:
-- CPU: `usage_usec += min(demand, cores) * dt * 1e6` (80 % user, 20 % system);
-- memory: `memory.current = min(demand + cache, memory)`, page cache reported as `file`
-  in memory.stat and reclaimed first when the limit is reached;
-- PSI and memory.events show the shortfall when demand exceeds the limits;
+Each tick reads the container's CURRENT cgroup limits, the ones the kernel enforces, so
+a resize changes what is measured next as on a real node, and only once it is enacted:
+- CPU: `usage_usec += min(demand, CPUs in cpuset.cpus.effective, cpu.max quota) * dt * 1e6`
+  (80 % user, 20 % system); a `pct set -cores` changes the cpuset only when pvestatd
+  rebalances (simnode/pvestatd.py, run by the driver every `pvestatd_period_s`);
+- memory: anon demand plus page cache, brought within memory.max as the kernel does
+  (`cgroup.enforce_memory_max`: cache reclaimed, anon swapped within memory.swap.max,
+  then the service OOM-killed); a killed service restarts after RESTART_S and grows
+  back to its demand (`WorkloadDriver.kills` counts the kills it saw);
+- PSI and memory.events show the shortfall when demand exceeds the limits.
 - noise (optional): each tick, each container's CPU demand is multiplied by a factor
   drawn uniformly from [1 - noise, 1 + noise] (seeded, so a run can be repeated); the
   mean load stays the profile's, the short-term swings are what a real service shows.
@@ -28,12 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simnode import cgroup, locking, paths
+from simnode import cgroup, paths, pvestatd, settings
 from simnode.atomic import read_text, write_atomic
 from simnode.tree import SimNode, render_meminfo
 
 MIB = cgroup.MIB
 USER_SHARE = 0.8  # a typical service spends most CPU time in user space
+RESTART_S = 5.0  # an OOM-killed service is restarted (by systemd in the CT) after this long
 PSI_WINDOWS = (10.0, 60.0, 300.0)
 
 
@@ -93,18 +98,23 @@ class _Limits:
 
 
 def _read_limits(root: str, vmid: int, host_cpus: int) -> _Limits | None:
-    """Effective limits from the current config: cores, capped by cpulimit and the host."""
-    from simnode import conffile
-
+    """The limits the kernel enforces now: CPUs of the effective cpuset, capped by the
+    cpu.max quota; memory.max and memory.swap.max (None when the CT is gone)."""
+    directory = paths.cgroup_dir(root, vmid)
     try:
-        keys = conffile.parse(read_text(paths.conf_path(root, vmid)), vmid).main.keys
-    except FileNotFoundError:
+        cpuset = read_text(os.path.join(directory, "cpuset.cpus.effective"))
+        quota, period = [*read_text(os.path.join(directory, "cpu.max")).split(), "100000"][:2]
+        memory = read_text(os.path.join(directory, "memory.max")).strip()
+        swap = read_text(os.path.join(directory, "memory.swap.max")).strip()
+    except OSError:
         return None
-    cores = float(keys.get("cores") or host_cpus)
-    cpulimit = float(keys.get("cpulimit") or 0)
-    if cpulimit > 0:
-        cores = min(cores, cpulimit)
-    return _Limits(min(cores, float(host_cpus)), int(keys.get("memory", 512)), int(keys.get("swap", 512)))
+    cores = float(min(len(cgroup.parse_cpu_list(cpuset)) or host_cpus, host_cpus))
+    if quota != "max":
+        cores = min(cores, int(quota) / int(period))
+    unlimited = 1 << 40
+    memory_mb = unlimited if memory == "max" else int(memory) // MIB
+    swap_mb = unlimited if swap == "max" else int(swap) // MIB
+    return _Limits(cores, memory_mb, swap_mb)
 
 
 def _read_psi(path: str) -> dict[str, list[float]]:
@@ -152,6 +162,17 @@ class WorkloadDriver:
         self._carry: dict[int, float] = {}  # sub-microsecond CPU left over per CT
         self.noise = noise
         self._random = random.Random(seed)  # noqa: S311 - load noise, not a secret
+        # OOM kills of each CT's service seen so far, and when a killed service is back.
+        self.kills: dict[int, int] = {}
+        self._seen_oom: dict[int, int] = {}
+        self._down_until: dict[int, float] = {}
+        # pvestatd runs beside the load, on the same clock: first pass one period in.
+        self.pvestatd_period_s = settings.pvestatd_period_s(self._root)
+        self._next_pvestatd = self.pvestatd_period_s
+
+    def run_pvestatd(self) -> None:
+        """Run one pvestatd pass now (status for pvesh, cpuset rebalance)."""
+        pvestatd.run_pass(self._root, self._t)
 
     @property
     def elapsed(self) -> float:
@@ -172,6 +193,9 @@ class WorkloadDriver:
             used_kb += anon * 1024
             cache_kb += cache * 1024
         self._t += dt_seconds
+        if self._t >= self._next_pvestatd:
+            self.run_pvestatd()
+            self._next_pvestatd = self._t + self.pvestatd_period_s
         write_atomic(
             paths.meminfo_path(self._root),
             render_meminfo(self.node.host_memory_mb, used_kb, cache_kb),
@@ -214,42 +238,32 @@ class WorkloadDriver:
         self, vmid: int, directory: str, phase: Phase, limits: _Limits, dt: float
     ) -> tuple[int, int]:
         """Returns (anon MB, cache MB) now resident."""
-        limit = limits.memory_mb
-        anon = min(phase.memory_mb_demand, limit)
-        cache = max(min(phase.cache_mb, limit - anon), 0)
-        overflow = max(phase.memory_mb_demand - limit, 0)
-        file_b, anon_b = cache * MIB, anon * MIB
-        stat = {
-            "anon": anon_b,
-            "file": file_b,
-            "active_anon": anon_b // 2,
-            "inactive_anon": anon_b - anon_b // 2,
-            "active_file": file_b // 2,
-            "inactive_file": file_b - file_b // 2,
-        }
-        files = {
-            "memory.stat": cgroup.format_kv(stat, cgroup.MEMORY_STAT_KEYS),
-            "memory.current": f"{anon_b + file_b}\n",
-            "memory.swap.current": f"{min(overflow, limits.swap_mb) * MIB}\n",
-        }
-        for name, content in files.items():
-            write_atomic(os.path.join(directory, name), content)
-        self._write_memory_max(vmid, directory, limit)
-        self._bump_events(directory, phase, limit)
+        self._note_kills(vmid, directory)
+        demand = phase.memory_mb_demand
+        if self._t < self._down_until.get(vmid, -1.0):
+            demand = min(demand, cgroup.BASE_ANON_MB)  # the service is restarting
+        cgroup.write_memory(self._root, vmid, demand * MIB, phase.cache_mb * MIB)
+        write_atomic(os.path.join(directory, "memory.swap.current"), "0\n")
+        cgroup.enforce_memory_max(self._root, vmid)
+        self._note_kills(vmid, directory)
+        stat = cgroup.parse_kv(read_text(os.path.join(directory, "memory.stat")))
+        anon, cache = stat.get("anon", 0) // MIB, stat.get("file", 0) // MIB
+        self._bump_events(directory, phase, limits.memory_mb)
+        overflow = max(phase.memory_mb_demand - limits.memory_mb, 0)
         stall = overflow / phase.memory_mb_demand * 100 if overflow else 0.0
         self._write_psi(os.path.join(directory, "memory.pressure"), stall, stall / 2, dt)
         return anon, cache
 
-    def _write_memory_max(self, vmid: int, directory: str, limit_mb: int) -> None:
-        """Mirror the config's memory into memory.max unless a `pct set` holds the CT lock
-        (it is hot-applying the same value; writing ours could put a stale one back)."""
-        fd = locking.try_config_lock(self._root, vmid)
-        if fd is None:
-            return
-        try:
-            write_atomic(os.path.join(directory, "memory.max"), f"{limit_mb * MIB}\n")
-        finally:
-            os.close(fd)
+    def _note_kills(self, vmid: int, directory: str) -> None:
+        """A new oom_kill in memory.events (by this driver or by a `pct set`) took the
+        service down: record it, and restart the service RESTART_S later."""
+        events = cgroup.parse_kv(read_text(os.path.join(directory, "memory.events")))
+        count = events.get("oom_kill", 0)
+        seen = self._seen_oom.get(vmid, 0)
+        self._seen_oom[vmid] = count
+        if count > seen:
+            self.kills[vmid] = self.kills.get(vmid, 0) + count - seen
+            self._down_until[vmid] = self._t + RESTART_S
 
     def _bump_events(self, directory: str, phase: Phase, limit_mb: int) -> None:
         if phase.memory_mb_demand + phase.cache_mb <= limit_mb * 1016 / 1024:
@@ -257,8 +271,6 @@ class WorkloadDriver:
         path = os.path.join(directory, "memory.events")
         events = cgroup.parse_kv(read_text(path))
         events["high"] = events.get("high", 0) + 1
-        if phase.memory_mb_demand > limit_mb:
-            events["max"] = events.get("max", 0) + 1
         write_atomic(path, cgroup.format_kv(events, cgroup.MEMORY_EVENT_KEYS))
 
     @staticmethod

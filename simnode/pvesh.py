@@ -1,0 +1,140 @@
+"""A `pvesh` for the simulated node: `pvesh get /cluster/resources`, as pve-manager answers it.
+
+`PVE::API2::Cluster` resources: one entry per guest from `PVE::API2Tools::extract_vm_stats`
+over pvestatd's last broadcast (simnode/pvestatd.py): `id`, `vmid`, `node`, `type`,
+`status` (`unknown` until pvestatd has seen the guest, and then nothing else), and from
+the RRD `uptime`, `name`, `status`, `template`, `maxcpu` (`cores || cpulimit || host
+CPUs`, so 1.5 for `cpulimit: 1.5` without `cores`), `cpu` (a fraction of `maxcpu`; 0 on
+the first pass after a start), `maxmem`, `mem` (page cache left out), `maxdisk`, `disk`,
+`netin`, `netout`, `diskread`, `diskwrite`; `lock` and `tags` from the config file.
+
+Run as `python -m simnode.pvesh --root DIR get /cluster/resources [--type vm]
+[--output-format json]` (or with PVE_SIM_ROOT set). Only the stdlib is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from simnode import conffile, paths, pvestatd
+from simnode.atomic import read_text
+
+EXIT_ERROR = 255
+_RRD_KEYS = ("uptime", "name", "status", "template", "maxcpu", "cpu", "maxmem", "mem", "maxdisk", "disk")
+_ZERO_KEYS = ("netin", "netout", "diskread", "diskwrite")
+_TYPES = ("vm", "storage", "node", "sdn", "pool")
+
+
+def resources(root: str, kind: str | None) -> list[dict[str, Any]]:
+    node = paths.node_name(root)
+    state = pvestatd.load_state(root)
+    out: list[dict[str, Any]] = []
+    if kind in (None, "vm"):
+        directory = paths.lxc_dir(root)
+        names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+        vmids = sorted(int(n[:-5]) for n in names if n.endswith(".conf") and n[:-5].isdigit())
+        for vmid in sorted(vmids, key=str):  # `sort keys %$idlist`
+            out.append(_vm_entry(root, node, vmid, state.get("vms", {}).get(str(vmid))))
+    if kind in (None, "node"):
+        out.append(
+            {
+                "id": f"node/{node}",
+                "node": node,
+                "type": "node",
+                "status": "online",
+                "maxcpu": paths.host_cpu_count(root),
+            }
+        )
+    return out
+
+
+def _vm_entry(root: str, node: str, vmid: int, rrd: dict[str, Any] | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": f"lxc/{vmid}",
+        "vmid": vmid,
+        "node": node,
+        "type": "lxc",
+        "status": "unknown",
+    }
+    if rrd is not None:
+        for key in _RRD_KEYS:
+            value = rrd.get(key)
+            entry[key] = value if key in ("name", "status") else (value or 0)
+        for key in _ZERO_KEYS:
+            entry[key] = 0
+    try:
+        keys = conffile.parse(read_text(paths.conf_path(root, vmid)), vmid).main.keys
+    except FileNotFoundError:
+        return entry
+    for prop in ("lock", "tags"):  # get_guest_config_properties
+        if keys.get(prop):
+            entry[prop] = keys[prop]
+    return entry
+
+
+def _usage() -> str:
+    return "USAGE: pvesh get <api_path> [OPTIONS] [FORMAT_OPTIONS]\n"
+
+
+def run(root: str, argv: list[str]) -> tuple[int, str]:
+    if len(argv) < 2 or argv[0] != "get":
+        sys.stderr.write(f"simnode: 'pvesh {' '.join(argv[:1])}' is not simulated\n{_usage()}")
+        return EXIT_ERROR, ""
+    path, options = argv[1], argv[2:]
+    if path.rstrip("/") != "/cluster/resources":
+        sys.stderr.write(f"simnode: 'pvesh get {path}' is not simulated\n")
+        return EXIT_ERROR, ""
+    kind: str | None = None
+    fmt = "text"
+    i = 0
+    while i < len(options):
+        opt = options[i].lstrip("-")
+        name, eq, value = opt.partition("=")
+        if not eq:
+            if i + 1 >= len(options):
+                sys.stderr.write(f"Option {name} requires an argument\n400 unable to parse option\n")
+                return EXIT_ERROR, ""
+            value = options[i + 1]
+            i += 1
+        i += 1
+        if name == "type":
+            if value not in _TYPES:
+                sys.stderr.write(
+                    "400 Parameter verification failed.\n"
+                    f"type: value '{value}' does not have a value in the enumeration '{', '.join(_TYPES)}'\n"
+                )
+                return EXIT_ERROR, ""
+            kind = value
+        elif name == "output-format":
+            fmt = value
+        else:
+            sys.stderr.write(f"Unknown option: {name}\n400 unable to parse option\n")
+            return EXIT_ERROR, ""
+    data = resources(root, kind)
+    if fmt == "json-pretty":
+        return 0, json.dumps(data, indent=4, sort_keys=True) + "\n"
+    if fmt != "json":
+        sys.stderr.write("simnode: only --output-format json and json-pretty are simulated\n")
+        return EXIT_ERROR, ""
+    return 0, json.dumps(data, separators=(",", ":")) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    root = os.environ.get("PVE_SIM_ROOT")
+    if args and args[0] == "--root" and len(args) > 1:
+        root, args = args[1], args[2:]
+    if not root:
+        sys.stderr.write("simnode pvesh: no --root DIR given and PVE_SIM_ROOT is not set\n")
+        return EXIT_ERROR
+    code, out = run(root, args)
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
