@@ -12,19 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.clock import FakeClock
 from simnode import faults, locking, pct, pvestatd, settings
 from simnode.tree import ContainerSpec, SimNode, build_node
 from simnode.workload import RESTART_S, LoadProfile, Phase, WorkloadDriver
 
 MIB = 1024 * 1024
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def make(tmp_path: Path, *specs: ContainerSpec, host_cores: int = 8) -> SimNode:
@@ -71,8 +64,7 @@ def steady(cpu: float, mem: int, cache: int = 0) -> LoadProfile:
 
 def test_grown_cores_run_on_the_old_cpuset_until_pvestatd_rebalances(tmp_path: Path) -> None:
     node = make(tmp_path, ContainerSpec(101, "web1", 1, 1024))
-    clock = Clock()
-    driver = WorkloadDriver(node, {101: steady(1.8, 200)}, clock)
+    driver = WorkloadDriver(node, {101: steady(1.8, 200)}, FakeClock().monotonic)
     assert driver.pvestatd_period_s == 10.0  # pvestatd's $updatetime
     driver.advance(5)
     assert run(node, "set", "101", "-cores", "2").returncode == 0
@@ -112,8 +104,7 @@ def test_rebalance_skips_raw_cpuset_lines_and_spreads_containers(tmp_path: Path)
 
 def test_a_memory_cut_below_usage_oom_kills_the_service_and_pct_exits_0(tmp_path: Path) -> None:
     node = make(tmp_path, ContainerSpec(101, "db1", 2, 2048, swap_mb=0))
-    clock = Clock()
-    driver = WorkloadDriver(node, {101: steady(0.5, 900, 300)}, clock)
+    driver = WorkloadDriver(node, {101: steady(0.5, 900, 300)}, FakeClock().monotonic)
     driver.advance(1)
     assert int(node.read_cgroup(101, "memory.current")) == 1200 * MIB
     # a cut into the page cache only: the kernel reclaims, nothing is killed
@@ -148,7 +139,7 @@ def test_pvesh_cpu_is_a_fraction_of_cores_or_cpulimit_and_starts_at_0(tmp_path: 
     )
     conf = node.conf_path(102)
     conf.write_text(conf.read_text().replace("cores: 1\n", ""))  # only cpulimit
-    driver = WorkloadDriver(node, {101: steady(3.0, 200), 102: steady(3.0, 200, 100)}, Clock())
+    driver = WorkloadDriver(node, {101: steady(3.0, 200), 102: steady(3.0, 200, 100)}, FakeClock().monotonic)
     before = pvesh(node)
     assert before[101]["status"] == "unknown" and "cpu" not in before[101]  # pvestatd never ran
     driver.advance(10)  # first pass: no previous reading, cpu 0
@@ -224,7 +215,7 @@ def test_status_verbose_has_no_cpu_line_and_mem_leaves_cache_out(
     node = make(tmp_path, ContainerSpec(101, "web1", 2, 1024))
     conf = node.conf_path(101)
     conf.write_text(conf.read_text().replace("swap: 512\n", ""))
-    WorkloadDriver(node, {101: steady(0.5, 300, 100)}, Clock()).advance(1)
+    WorkloadDriver(node, {101: steady(0.5, 300, 100)}, FakeClock().monotonic).advance(1)
     assert pct.main(["--root", str(node.root), "status", "101", "--verbose"]) == 0
     lines = capsys.readouterr().out.splitlines()
     keys = dict(line.split(": ", 1) for line in lines)
