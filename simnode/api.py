@@ -123,6 +123,8 @@ class ProxmoxApiDouble:
         self.auth_delay_s = auth_delay_s
         self.state = ApiState()
         self._unavailable: list[tuple[int, str]] = []
+        # Containers pvestatd has no fresh figures for (simulation only): listed bare, status `unknown`.
+        self.stale_vmids: set[int] = set()
         self._routes = self._route_table()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(self))
         self._server.daemon_threads = True  # a request stuck behind a hung change never blocks stop()
@@ -357,6 +359,8 @@ class ProxmoxApiDouble:
 
     def _vm_entry(self, node: str, vmid: int) -> dict[str, Any]:
         """`PVE::API2Tools::extract_vm_stats` over what `PVE::LXC::vmstatus` reports."""
+        if vmid in self.stale_vmids:  # no RRD entry: only the identity and status `unknown`
+            return {"id": f"lxc/{vmid}", "vmid": vmid, "node": node, "type": "lxc", "status": "unknown"}
         keys = conffile.parse(pct._load_raw(pct.Ctx(self.root), vmid), vmid).main.keys
         host_cpus = paths.host_cpu_count(self.root)
         running = os.path.isdir(paths.cgroup_dir(self.root, vmid))

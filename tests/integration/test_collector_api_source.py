@@ -78,6 +78,15 @@ def test_a_token_that_may_see_only_some_containers_gets_only_those(tmp_path: Pat
     assert none.containers == []  # without VM.Audit the list is filtered, not refused
 
 
+def test_a_container_without_fresh_figures_is_left_out_with_the_reason(tmp_path: Path) -> None:
+    sim, _ = node_with_variety(tmp_path / "node")
+    with serve_api(sim, tmp_path / "tls") as pve:
+        pve.double.stale_vmids.add(103)
+        raw = ApiSource("pve1", ProxmoxApi(pve.endpoint())).read()
+    assert sorted(c.vmid for c in raw.containers) == [101, 102, 104]
+    assert "status unknown" in raw.skipped["vmid 103"]
+
+
 def test_an_unreachable_api_is_a_source_error_naming_the_endpoint(tmp_path: Path) -> None:
     sim, _ = node_with_variety(tmp_path / "node")
     with serve_api(sim, tmp_path / "tls") as pve:
