@@ -26,8 +26,10 @@ from typing import Any
 import yaml
 
 from cli.processes import ProcessGroup
+from cli.setup import actuator_consumers, setup_nodes
 from shared import subjects
 from shared.codec import CodecError, decode
+from shared.config import load_config
 from shared.embedded_broker import EmbeddedBroker, free_port, port_is_free, start_broker
 from shared.event_text import format_line
 from shared.models import ScaleEvent, ScaleIntent
@@ -170,7 +172,9 @@ class Demo:
         import nats
 
         nc = await nats.connect(url, max_reconnect_attempts=-1)
-        await provision(nc.jetstream())
+        # What `lxc-autoscale setup` does, before any service starts: they only check it.
+        config = load_config(config_path, env={})
+        await provision(nc.jetstream(), consumers=actuator_consumers(config, setup_nodes(config, [], {})))
         await nc.subscribe(subjects.EVENTS_ALL, cb=self._on_event)
         await nc.subscribe(subjects.INTENTS_ALL, cb=self._on_intent)
         self.start_services(url, config_path)

@@ -197,9 +197,12 @@ echo "docker-ci: $IMAGE: $(docker image inspect "$IMAGE" --format '{{.Size}}' | 
 # ------------------------------------------------------------------ 5. compose stack
 phase "compose up (demo profile)"
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-scripts/gen-env.sh >"$WORK/ci.env"
+# The demo's simulated node is pve1; users.conf and the env file stay in $WORK.
+scripts/gen-env.sh --users-file "$WORK/users.conf" pve1 >"$WORK/ci.env"
 chmod 600 "$WORK/ci.env"
 set -a
+NATS_USERS_FILE=$WORK/users.conf
+LXC_AUTOSCALE_ENV_FILE=$WORK/ci.env
 # shellcheck disable=SC1091
 source "$WORK/ci.env"
 CI_NATS_PORT=$(free_port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,14 @@ ENV_VARIABLES = {
 }
 
 
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^,\s]*@")  # userinfo up to its last @
+
+
+def redact_url(url: str) -> str:
+    """The URL(s) without the `user:password@` part, for logs and messages."""
+    return _URL_CREDENTIALS.sub("***@", url)
+
+
 class NatsSettings(BaseModel):
     """Connection settings; secrets are SecretStr so they never print."""
 
@@ -51,8 +60,13 @@ class NatsSettings(BaseModel):
     def _check_url(cls, value: str) -> str:
         for part in value.split(","):
             if not part.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
-                raise ValueError(f"NATS URL {part!r} must start with nats://, tls://, ws:// or wss://")
+                shown = redact_url(part.strip())
+                raise ValueError(f"NATS URL {shown!r} must start with nats://, tls://, ws:// or wss://")
         return value
+
+    @property
+    def safe_url(self) -> str:
+        return redact_url(self.url)
 
     @classmethod
     def from_env(cls, base: NatsSettings | None, env: Mapping[str, str]) -> NatsSettings:

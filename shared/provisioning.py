@@ -1,12 +1,15 @@
-"""Idempotent creation of the streams, consumers and buckets the system needs.
+"""The streams, consumers and buckets the system needs: created by `setup`, checked by services.
 
-Run by every service at start-up and by `lxc-autoscale setup`. Running it twice,
-or by several replicas at once, is harmless: existing objects are kept or updated.
+`provision` (create or update, idempotent) runs only as the setup user: `lxc-autoscale
+setup`, the embedded demo and test fixtures. Services hold no right to create or change
+any of them; at start-up they `verify` that what they use exists with the expected
+settings and stop with a message naming what is missing (docs/security.md).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,14 +107,115 @@ BUCKETS: dict[str, KeyValueConfig] = {
 }
 
 
-async def provision(js: Any, settings: StreamSettings | None = None) -> None:
-    """Create or update every stream, the shared decider consumer and every bucket."""
+async def provision(
+    js: Any,
+    settings: StreamSettings | None = None,
+    consumers: Iterable[tuple[str, ConsumerConfig]] = (),
+) -> None:
+    """Create or update every stream, the shared decider consumer and every bucket; then
+    create or update `consumers` (stream, config), e.g. the actuators' per-node ones."""
     settings = settings or StreamSettings()
     for config in stream_configs(settings):
         await _ensure_stream(js, config)
     await _ensure_consumer(js, subjects.METRICS_STREAM, decider_consumer_config(settings))
     for bucket in BUCKETS.values():
         await _ensure_bucket(js, bucket)
+    for stream, consumer in consumers:
+        await js.add_consumer(stream, consumer)  # create, or update to these settings
+        log.info("consumer %s in place", consumer.durable_name, extra={"event": "consumer_ready"})
+
+
+class NotProvisionedError(RuntimeError):
+    """What a service needs is missing or set up differently; only `setup` may fix it."""
+
+
+SETUP_HINT = (
+    "run `lxc-autoscale setup` as the NATS setup user (admin) with the same configuration "
+    "(and `--node NODE` for each actuator's node); services never create or change "
+    "streams, consumers or buckets"
+)
+
+
+async def verify(
+    js: Any,
+    *,
+    service: str,
+    streams: Sequence[str] = (),
+    consumers: Sequence[tuple[str, ConsumerConfig]] = (),
+    buckets: Sequence[str] = (),
+    settings: StreamSettings | None = None,
+) -> None:
+    """Check that each named stream, consumer and bucket exists with the settings
+    `provision` gives it; raise NotProvisionedError listing every difference."""
+    expected = {
+        config.name: _fields(config, STREAM_FIELDS) for config in stream_configs(settings or StreamSettings())
+    }
+    for bucket in buckets:
+        expected[f"KV_{bucket}"] = _bucket_fields(BUCKETS[bucket])
+    problems: list[str] = []
+    for name in [*streams, *(f"KV_{bucket}" for bucket in buckets)]:
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            what = f"bucket {name[3:]}" if name.startswith("KV_") else f"stream {name}"
+            problems.append(f"{what} does not exist")
+            continue
+        problems += _differences(f"stream {name}", info.config, {**UNTOUCHED, **expected[name]})
+    for stream, config in consumers:
+        try:
+            info = await js.consumer_info(stream, config.durable_name)
+        except NotFoundError:
+            problems.append(f"consumer {config.durable_name} on stream {stream} does not exist")
+            continue
+        problems += _differences(
+            f"consumer {config.durable_name}", info.config, _fields(config, CONSUMER_FIELDS)
+        )
+    if problems:
+        raise NotProvisionedError(f"{service} cannot start: {'; '.join(problems)}. To fix: {SETUP_HINT}")
+
+
+# The settings a service relies on; limits an operator may tune (sizes, replicas) are not checked.
+STREAM_FIELDS = ("subjects", "retention", "max_age", "max_msgs_per_subject", "discard", "duplicate_window")
+CONSUMER_FIELDS = ("filter_subject", "ack_policy", "deliver_policy", "ack_wait", "max_deliver", "backoff")
+# Nothing may feed, copy or close our streams behind the services' backs.
+UNTOUCHED: dict[str, Any] = {
+    "sources": None, "mirror": None, "subject_transform": None, "republish": None, "sealed": False,
+}  # fmt: skip
+
+
+def _fields(config: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in names if getattr(config, name) is not None}
+
+
+def _bucket_fields(config: KeyValueConfig) -> dict[str, Any]:
+    """What `create_key_value` derives from a bucket's config and the services rely on."""
+    fields: dict[str, Any] = {"subjects": [f"$KV.{config.bucket}.>"], "max_msgs_per_subject": config.history}
+    if config.ttl:
+        fields["max_age"] = config.ttl
+    return fields
+
+
+def _differences(what: str, actual: Any, expected: dict[str, Any]) -> list[str]:
+    found = []
+    for field, want in expected.items():
+        have = getattr(actual, field)
+        if not _same(want, have):
+            found.append(f"{what} has {field} {_shown(have)}, expected {_shown(want)}")
+    return found
+
+
+def _shown(value: Any) -> str:
+    return str(value.value) if hasattr(value, "value") else repr(value)
+
+
+def _same(want: Any, have: Any) -> bool:
+    if want is None or want is False:
+        return not have  # absent, empty or off
+    if isinstance(want, float) or isinstance(have, float):
+        return have is not None and abs(float(want) - float(have)) < 1e-3
+    if isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+        return all(_same(w, h) for w, h in zip(want, have, strict=True))
+    return bool(want == have)
 
 
 async def _ensure_stream(js: Any, config: StreamConfig) -> None:

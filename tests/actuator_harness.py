@@ -16,11 +16,12 @@ from nats.js.errors import NotFoundError
 from services.actuator.commands import HostLimits
 from services.actuator.executors.base import Executor
 from services.actuator.executors.local import LocalExecutor
-from services.actuator.wiring import Actuator, build_actuator
+from services.actuator.wiring import Actuator, build_actuator, node_consumer
 from shared import subjects
 from shared.codec import decode, encode
 from shared.config import ActuatorSettings
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent
+from shared.provisioning import provision
 from simnode.tree import ContainerSpec, SimNode, build_node
 
 NODE = "pve1"
@@ -90,6 +91,11 @@ async def publish_raw(js: Any, payload: bytes, node: str = NODE) -> None:
     await js.publish(subjects.intents_subject(node), payload)
 
 
+async def setup_node(js: Any, settings: ActuatorSettings, node: str = NODE) -> None:
+    """What `lxc-autoscale setup --node NODE` does with these actuator settings (as admin)."""
+    await provision(js, consumers=[(subjects.INTENTS_STREAM, node_consumer(settings, node))])
+
+
 @contextlib.asynccontextmanager
 async def running_actuator(
     nc: Any,
@@ -99,11 +105,14 @@ async def running_actuator(
     limits: HostLimits = HOST,
     **overrides: Any,
 ) -> AsyncIterator[Actuator]:
-    """An actuator for NODE running in this event loop until the block ends."""
+    """An actuator for NODE running in this event loop until the block ends; its consumer
+    is made first, as `lxc-autoscale setup` does."""
+    settings = fast_settings(sim, **overrides)
+    await setup_node(nc.jetstream(), settings)
     actuator = await build_actuator(
         nc=nc,
         node=NODE,
-        settings=fast_settings(sim, **overrides),
+        settings=settings,
         executor=executor or LocalExecutor(),
         limits=limits,
     )

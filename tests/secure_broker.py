@@ -2,16 +2,17 @@
 
 deploy/nats/nats-server.conf is copied with only the listen address and port, the
 monitoring address and port and the JetStream store directory changed; users,
-permissions and limits are the file as deployed. Passwords are random per broker and
-reach the server only through the environment variables the file references. Before
-the test runs, streams, consumers and buckets are provisioned as the setup user, as
-`lxc-autoscale setup` does in a deployment.
+permissions and limits are as deployed: users.conf beside it is written by the real
+scripts/gen-env.sh for the test's nodes, whose printed .env gives the passwords, which
+reach the server only through its environment. Before the test runs, streams,
+consumers and buckets (and each node's actuator consumer) are provisioned as the setup
+user, as `lxc-autoscale setup` does in a deployment.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,19 +20,31 @@ from shared.embedded_broker import EmbeddedBroker, free_port, start_configured_b
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CONF = REPO / "deploy" / "nats" / "nats-server.conf"
+ROLES = REPO / "deploy" / "nats" / "users"
+GEN_ENV = REPO / "scripts" / "gen-env.sh"
 
-# Service users of the shipped file; `setup` is the name tests use for the provisioning
-# user, which the file calls `admin`.
-USERS = ("admin", "collector", "decider", "actuator", "observer", "notifier")
+# Users of the shipped files: one per role file (the file name is the user name), and
+# `<role>-<node>` for each per-node role file. `setup` is the name tests use for the
+# provisioning user, which the files call `admin`.
+USERS = tuple(sorted(path.stem for path in ROLES.glob("*.conf")))
+PER_NODE_USERS = tuple(sorted(path.stem for path in (ROLES / "per-node").glob("*.conf")))
 ALIASES = {"setup": "admin"}
-# Roles whose credentials are per node (`url_for(role, node)`); none yet in the shipped
-# file: the node is checked but every node shares the role's user until they are split.
-PER_NODE_USERS = ("collector", "actuator")
 DEFAULT_NODES = ("pve1", "pve2")
 
 
-def password_variable(user: str) -> str:
-    return f"NATS_{user.upper()}_PASSWORD"
+def password_variable(user: str, node: str | None = None) -> str:
+    """The variable holding a user's password, as scripts/gen-env.sh names it."""
+    middle = user if node is None else f"{user}_{node.replace('-', '_')}"
+    return f"NATS_{middle.upper()}_PASSWORD"
+
+
+def generate_env(nodes: Iterable[str], users_file: Path, *options: str) -> dict[str, str]:
+    """Run scripts/gen-env.sh: write `users_file`, return the .env it prints."""
+    done = subprocess.run(
+        ["bash", str(GEN_ENV), "--users-file", str(users_file), *options, *nodes],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if line and not line.startswith("#"))
 
 
 def shipped_conf_for_test(text: str, *, port: int, monitor_port: int, store_dir: Path) -> str:
@@ -62,8 +75,8 @@ class ShippedBroker:
         self.nodes = tuple(nodes)
         self.port = free_port()
         self.monitor_port = free_port()
-        self.passwords = {user: f"p{secrets.token_hex(16)}" for user in USERS}
         workdir.mkdir(parents=True, exist_ok=True)
+        self.dotenv = generate_env(self.nodes, workdir / "users.conf")
         self.conf = workdir / "nats-server.conf"
         self.conf.write_text(
             shipped_conf_for_test(
@@ -76,24 +89,28 @@ class ShippedBroker:
 
     @property
     def env(self) -> dict[str, str]:
-        """The server's environment: only the password variables the file references."""
-        return {password_variable(user): password for user, password in self.passwords.items()}
+        """The server's environment: only the password variables users.conf references."""
+        return {
+            name: value for name, value in self.dotenv.items() if re.fullmatch(r"NATS_\w+_PASSWORD", name)
+        }
 
     def user_name(self, user: str, node: str | None = None) -> str:
         """The NATS user name a service of this role signs in as (on `node`)."""
         user = ALIASES.get(user, user)
-        if user not in USERS:
-            raise ValueError(f"unknown user {user!r}; the shipped file has {', '.join(USERS)}")
+        if user not in USERS + PER_NODE_USERS:
+            raise ValueError(f"unknown user {user!r}; the shipped files have {USERS + PER_NODE_USERS}")
         if user in PER_NODE_USERS:
             if node is None:
                 raise ValueError(f"{user} credentials are per node: pass node=")
             if node not in self.nodes:
                 raise ValueError(f"node {node!r} has no credentials here; this broker has {self.nodes}")
+            return f"{user}-{node}"
         return user
 
     def credentials(self, user: str, node: str | None = None) -> tuple[str, str]:
         name = self.user_name(user, node)
-        return name, self.passwords[ALIASES.get(user, user)]
+        role = ALIASES.get(user, user)
+        return name, self.dotenv[password_variable(role, node if role in PER_NODE_USERS else None)]
 
     def url_for(self, user: str, node: str | None = None) -> str:
         name, password = self.credentials(user, node)
@@ -123,13 +140,17 @@ class ShippedBroker:
         self.start()
 
     async def provision(self) -> None:
-        """What `lxc-autoscale setup` does, as the setup user."""
+        """What `lxc-autoscale setup --node ...` does with the default settings, as setup."""
         import nats
 
+        from cli.setup import actuator_consumers
+        from shared.config import AutoscaleConfig
         from shared.provisioning import provision
 
         client = await nats.connect(self.url, connect_timeout=2, allow_reconnect=False)
         try:
-            await provision(client.jetstream())
+            await provision(
+                client.jetstream(), consumers=actuator_consumers(AutoscaleConfig(), list(self.nodes))
+            )
         finally:
             await client.close()

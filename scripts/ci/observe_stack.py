@@ -2,8 +2,8 @@
 
 Used by scripts/docker-ci.sh after `docker compose ... --profile demo up --wait`:
 
-1. auth: an anonymous client and a wrong password are refused; a collector may not
-   publish intents; the observer may not publish samples.
+1. auth: an anonymous client and a wrong password are refused; pve1's collector may
+   not publish intents or another node's samples; the observer may not publish samples.
 2. scaling: as the read-only `observer` user, replay and follow `autoscale.events.>`
    until the demo scenario shows at least one scale-up and one scale-down.
 3. replicas: scale the deciders 1 → 3 → 1 with compose while samples flow.
@@ -61,9 +61,11 @@ def log(message: str) -> None:
 
 
 def password(user: str) -> str:
-    value = os.environ.get(f"NATS_{user.upper()}_PASSWORD")
+    """From the .env of scripts/gen-env.sh: `collector-pve1` -> NATS_COLLECTOR_PVE1_PASSWORD."""
+    name = f"NATS_{user.upper().replace('-', '_')}_PASSWORD"
+    value = os.environ.get(name)
     if not value:
-        raise CheckFailed(f"NATS_{user.upper()}_PASSWORD is not set")
+        raise CheckFailed(f"{name} is not set")
     return value
 
 
@@ -112,8 +114,10 @@ async def check_auth(url: str) -> None:
         raise CheckFailed("NATS accepted an anonymous client: auth is not on")
     if not await refused(url, "decider", "not-the-password"):
         raise CheckFailed("NATS accepted a wrong password")
-    if not await publish_denied(url, "collector", "autoscale.intents.pve1"):
+    if not await publish_denied(url, "collector-pve1", "autoscale.intents.pve1"):
         raise CheckFailed("the collector user may publish intents")
+    if not await publish_denied(url, "collector-pve1", "autoscale.metrics.pve2"):
+        raise CheckFailed("the collector of pve1 may publish another node's samples")
     if not await publish_denied(url, "observer", "autoscale.metrics.pve1"):
         raise CheckFailed("the observer user may publish samples")
     log(f"auth: anonymous and wrong password refused, permissions enforced ({elapsed(started)})")

@@ -16,6 +16,7 @@ from shared import failpoints
 from shared.config import ActuatorSettings, AutoscaleConfig
 from shared.nats_settings import connect
 from shared.node_name import node_name
+from shared.provisioning import NotProvisionedError
 from shared.service_config import add_common_arguments, start_service
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     failpoints.arm_from_environment(os.environ)
     try:
         return asyncio.run(_serve(config, args))
-    except (StartupError, CommandRefused, ValueError) as exc:
+    except (StartupError, NotProvisionedError, CommandRefused, ValueError) as exc:
         log.error("cannot start: %s", exc, extra={"event": "startup_failed"})
         print(f"lxc-autoscale actuator: {exc}", file=sys.stderr)
         return 2

@@ -35,11 +35,6 @@ def consumer_config(node: str, timing: ConsumerTiming, max_in_flight: int) -> Co
     )
 
 
-async def ensure_consumer(js: Any, config: ConsumerConfig) -> None:
-    """Create the durable consumer, or bring an existing one's timing in line (idempotent)."""
-    await js.add_consumer(subjects.INTENTS_STREAM, config)
-
-
 @dataclass
 class ActuatorService:
     js: Any

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nats.js.api import ConsumerConfig
+
 from services.actuator.applier import Applier, ApplierSettings
 from services.actuator.commands import HOST_PROBE, HostLimits, check_pct_path, parse_host_probe
 from services.actuator.executors.base import Executor
@@ -15,11 +17,12 @@ from services.actuator.handler import IntentHandler
 from services.actuator.precondition import SizeBounds
 from services.actuator.publisher import EventPublisher
 from services.actuator.retry import ConsumerTiming, RetryPolicy, classify, consumer_timing
-from services.actuator.service import ActuatorService, consumer_config, ensure_consumer
+from services.actuator.service import ActuatorService, consumer_config
 from services.actuator.store import ActuatorStore
+from shared import subjects
 from shared.clock import Clock, SystemClock
 from shared.config import ActuatorSettings, AutoscaleConfig
-from shared.provisioning import provision
+from shared.provisioning import verify
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,11 @@ def tier_bounds(config: AutoscaleConfig) -> Callable[[int], SizeBounds]:
     return bounds
 
 
+def node_consumer(settings: ActuatorSettings, node: str, max_in_flight: int = 8) -> ConsumerConfig:
+    """The durable consumer of `node`'s intents: `setup` creates it, the actuator checks it."""
+    return consumer_config(node, consumer_timing(retry_policy(settings)), max_in_flight)
+
+
 @dataclass
 class Actuator:
     service: ActuatorService
@@ -120,12 +128,16 @@ async def build_actuator(
     clock: Clock | None = None,
     max_in_flight: int = 8,
 ) -> Actuator:
-    """Provision what the actuator needs (idempotent) and wire its parts together."""
+    """Check that what the actuator needs is provisioned (by setup) and wire its parts together."""
     js = nc.jetstream()
-    await provision(js)
     policy = retry_policy(settings)
     timing = consumer_timing(policy)
-    await ensure_consumer(js, consumer_config(node, timing, max_in_flight))
+    await verify(
+        js, service=f"actuator for node {node}",
+        streams=[subjects.INTENTS_STREAM, subjects.EVENTS_STREAM],
+        consumers=[(subjects.INTENTS_STREAM, consumer_config(node, timing, max_in_flight))],
+        buckets=[subjects.ACTUATOR_BUCKET, subjects.BACKUP_BUCKET],
+    )  # fmt: skip
     clock = clock or SystemClock()
     applier_settings = ApplierSettings(
         node=node, limits=limits, pct_path=check_pct_path(settings.pct_path), policy=policy,

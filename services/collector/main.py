@@ -18,11 +18,12 @@ from services.collector.sampling import SamplingSettings
 from services.collector.service import CollectorService
 from services.collector.sources.base import SourceError
 from services.collector.sources.detect import build_source, detect_source
+from shared import subjects
 from shared.clock import Clock, SystemClock
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
 from shared.node_name import node_name
-from shared.provisioning import provision
+from shared.provisioning import NotProvisionedError, verify
 from shared.service_config import add_common_arguments, start_service
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,12 @@ async def serve(collector: Collector, config: AutoscaleConfig, clock: Clock) -> 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    nc = await _connect_until_ready(config, stop)
+    try:
+        nc = await _connect_until_ready(config, stop)
+    except NotProvisionedError as exc:
+        log.error("%s", exc, extra={"event": "not_provisioned"})
+        print(f"lxc-autoscale collector: {exc}", file=sys.stderr)
+        return 2
     if nc is None:
         return 0
     try:
@@ -129,14 +135,19 @@ async def serve(collector: Collector, config: AutoscaleConfig, clock: Clock) -> 
 
 
 async def _connect_until_ready(config: AutoscaleConfig, stop: asyncio.Event) -> Any | None:
-    """Connect and provision, retrying while the broker is not up yet; None if told to stop."""
+    """Connect and check the metrics stream, retrying while the broker is not up yet; None if
+    told to stop. Raises NotProvisionedError when the stream is missing or set up differently."""
     reported = False
     while not stop.is_set():
         nc = None
         try:
             nc = await connect(config.nats, service="collector")
-            await provision(nc.jetstream())
+            await verify(nc.jetstream(), service="collector", streams=[subjects.METRICS_STREAM])
             return nc
+        except NotProvisionedError:
+            if nc is not None:
+                await nc.close()
+            raise
         except Exception as exc:  # broker not reachable yet: keep trying, say so once
             if nc is not None:
                 await nc.close()

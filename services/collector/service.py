@@ -22,7 +22,7 @@ from services.collector.sources.base import SourceError
 from shared import subjects
 from shared.clock import Clock
 from shared.codec import CodecError, encode
-from shared.provisioning import provision
+from shared.provisioning import SETUP_HINT
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class CollectorService:
         self.failed_cycles = 0
         self._last_source_error: str | None = None
         self._reported_skips: dict[str, str] = {}
-        self._reprovision_pending = False
+        self._stream_missing = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Collect and publish on a fixed schedule until `stop` is set."""
@@ -119,8 +119,6 @@ class CollectorService:
             # A publish now would sit in the client's buffer and go out, stale, on reconnect.
             self._drop("disconnected")
             return False
-        if self._reprovision_pending:
-            await self._reprovision()
         # Give up a little before the next cycle is due, so a slow broker never delays it.
         timeout = max((deadline - self.clock.monotonic()) * 0.9, _MIN_PUBLISH_TIMEOUT_S)
         try:
@@ -131,13 +129,22 @@ class CollectorService:
                 headers={"Nats-Msg-Id": result.sample.sample_id},
             )
         except NoStreamResponseError:
-            # No stream answers: the broker came back without its store. Recreate, drop this one.
-            self._reprovision_pending = True
-            self._drop("no-stream")
+            # No stream answers: the broker came back without its store. Only setup may
+            # recreate it; say so once and keep trying each cycle.
+            self.outage.record_drop()
+            if not self._stream_missing:
+                self._stream_missing = True
+                log.error(
+                    "stream %s is gone; samples are dropped until it is back. To fix: %s",
+                    subjects.METRICS_STREAM,
+                    SETUP_HINT,
+                    extra={"event": "stream_missing", "node": self.collector.node},
+                )
             return False
         except (NatsError, TimeoutError, OSError) as exc:
             self._drop(type(exc).__name__)
             return False
+        self._stream_missing = False
         lost = self.outage.record_publish()
         if lost is not None:
             log.info(
@@ -146,13 +153,6 @@ class CollectorService:
                 extra={"event": "publish_resumed", "node": self.collector.node, "dropped": lost},
             )
         return True
-
-    async def _reprovision(self) -> None:
-        try:
-            await provision(self.js)
-            self._reprovision_pending = False
-        except Exception as exc:  # retried next cycle
-            log.warning("cannot provision streams yet: %s", exc, extra={"event": "provision_failed"})
 
     def _drop(self, why: str) -> None:
         if self.outage.record_drop():

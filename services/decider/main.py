@@ -8,8 +8,10 @@ import logging
 import os
 import signal
 import socket
+import sys
 
 from services.decider.service import DeciderService
+from shared.provisioning import NotProvisionedError
 from shared.service_config import add_common_arguments, start_service
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = start_service("decider", args)
     service = DeciderService(config, config_path=args.config, replica_id=args.replica_id)
-    return asyncio.run(_serve(service))
+    try:
+        return asyncio.run(_serve(service))
+    except NotProvisionedError as exc:
+        log.error("%s", exc, extra={"event": "not_provisioned"})
+        print(f"lxc-autoscale decider: {exc}", file=sys.stderr)
+        return 2
 
 
 async def _serve(service: DeciderService) -> int:

@@ -1,8 +1,9 @@
-"""The decider's loop: connect, provision, follow state and policy, fetch samples from
-the shared `deciders` consumer in batches, hand them to the handler, until stopped.
+"""The decider's loop: connect, check what setup provisioned, follow state and policy,
+fetch samples from the shared `deciders` consumer in batches, hand them to the handler,
+until stopped.
 
 Survives broker restarts: the client reconnects by itself; when fetching keeps failing
-the stream objects are provisioned again and the subscription and watchers re-created.
+the subscription and watchers are re-created (the stream objects are setup's to restore).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from shared import subjects
 from shared.clock import Clock, SystemClock
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
-from shared.provisioning import StreamSettings, provision
+from shared.provisioning import StreamSettings, decider_consumer_config, verify
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 1.0
@@ -51,7 +52,7 @@ class DeciderService:
         self.nc = await connect(self.config.nats, service=f"decider-{self.replica_id}")
         js = self.nc.jetstream()
         try:
-            await provision(js, self._streams)
+            await self._verify(js)
             store = StateStore(await js.key_value(subjects.STATE_BUCKET))
             self.handler = SampleHandler(js, store, self.policy, self._clock, replica_id=self.replica_id)
             await self._follow(js, store)
@@ -60,6 +61,15 @@ class DeciderService:
             await self._loop(js, store, stop)
         finally:
             await self._close()
+
+    async def _verify(self, js: Any) -> None:
+        """What this service uses must exist as setup made it (NotProvisionedError if not)."""
+        await verify(
+            js, service="decider", settings=self._streams,
+            streams=[subjects.METRICS_STREAM, subjects.INTENTS_STREAM],
+            consumers=[(subjects.METRICS_STREAM, decider_consumer_config(self._streams))],
+            buckets=[subjects.STATE_BUCKET, subjects.POLICY_BUCKET],
+        )  # fmt: skip
 
     async def _follow(self, js: Any, store: StateStore) -> None:
         await store.start()
@@ -100,7 +110,6 @@ class DeciderService:
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
         try:
-            await provision(js, self._streams)
             await self._follow(js, store)
             return await self._subscribe(js)
         except Exception as exc:

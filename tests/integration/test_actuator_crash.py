@@ -19,10 +19,12 @@ from actuator_harness import (
     publish_intent,
     running_actuator,
     set_calls,
+    setup_node,
     sim_node,
 )
 
 from shared import failpoints
+from shared.config import load_config
 from shared.embedded_broker import EmbeddedBroker, start_broker
 from simnode.tree import SimNode
 
@@ -75,6 +77,7 @@ async def test_an_actuator_killed_mid_intent_makes_one_change_and_one_applied_ev
 ) -> None:
     sim = sim_node(tmp_path / "node", (101, 2, 1024))
     js = nc.jetstream()
+    await setup_node(js, load_config(config_file, env={}).actuator)
     reader = await EventReader.open(js)
     await publish_intent(js, intent(target=(4, 2048)))
 

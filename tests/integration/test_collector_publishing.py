@@ -147,7 +147,7 @@ async def test_a_broker_restart_is_survived_without_a_burst_of_stale_samples(
 
 
 async def test_the_collector_command_publishes_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, broker: EmbeddedBroker
+    tmp_path: Path, broker: EmbeddedBroker, nc: Any
 ) -> None:
     root = write_node(tmp_path / "node", [101])
     config = tmp_path / "lxc_autoscale.yaml"
@@ -178,3 +178,19 @@ async def test_the_collector_command_publishes_and_stops_cleanly_on_sigterm(
             process.stderr.close()
     assert [s.node for s in received] == ["pve9", "pve9"]
     assert '"event": "collector_stopped"' in logs
+
+
+def test_the_collector_refuses_to_start_on_a_broker_setup_has_not_prepared(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    root = write_node(tmp_path / "node", [101])
+    config = tmp_path / "lxc_autoscale.yaml"
+    config.write_text("COLLECTOR:\n  node: pve9\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "collector", "--root", str(root), "--interval", "0.2",
+         "--config", str(config), "--nats-url", broker.url, "--log-format", "json"],
+        cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "stream AUTOSCALE_METRICS does not exist" in done.stderr
+    assert "lxc-autoscale setup" in done.stderr
