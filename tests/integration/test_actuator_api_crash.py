@@ -11,11 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from actuator_harness import EventReader, eventually, intent, intent_settled, publish_intent, sim_node
+from actuator_harness import (
+    EventReader,
+    eventually,
+    intent,
+    intent_settled,
+    publish_intent,
+    setup_node,
+    sim_node,
+)
 from pve_api import PveApi, serve_api
 
 from shared import failpoints
-from shared.config import API_TOKEN_ENV
+from shared.config import API_TOKEN_ENV, load_config
 from shared.embedded_broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
@@ -78,6 +86,7 @@ async def test_an_api_actuator_killed_mid_intent_makes_one_change_and_one_event(
     config = tmp_path / "autoscale.yaml"
     config.write_text(config_text(pve))
     js = nc.jetstream()
+    await setup_node(js, load_config(config, env={}).actuator)  # as `lxc-autoscale setup` does
     reader = await EventReader.open(js)
     await publish_intent(js, intent(target=(4, 2048)))
 
