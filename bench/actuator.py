@@ -2,8 +2,9 @@
 
 Runs a private nats-server, a simulated Proxmox node and the actuator in this process
 (local executor), publishes chains of intents and measures, per intent, the time from
-publish to its event. The pct command's own time is measured apart (each intent runs
-pct three times: config, set, config). Throughput comes from a burst of chained intents
+publish to its event. The pct command's own time is measured apart (each applied intent
+runs pct once, `pct set`; the precondition and read-back come from the config file, see
+docs/actuator.md "One pct per intent"). Throughput comes from a burst of chained intents
 for every container; latency from intents sent one at a time (no queue in front). Over
 SSH (when an OpenSSH server can be started here) it compares the first command, which
 pays for connecting, with a pooled one.
@@ -68,7 +69,7 @@ async def one_run(containers: int, rounds: int, sequential: int = 20) -> dict[st
         nc = await nats.connect(broker.url)
         js = nc.jetstream()
         await provision(js)
-        settings = ActuatorSettings(pct_path=str(sim.pct_path), command_timeout_s=10)
+        settings = ActuatorSettings(pct_path=str(sim.pct_path), root=str(sim.root), command_timeout_s=10)
         actuator = await build_actuator(
             nc=nc, node="pve1", settings=settings, executor=LocalExecutor(), limits=HOST
         )

@@ -106,6 +106,8 @@ def policy_config(args: argparse.Namespace, interval_s: float, node: SimNode) ->
         "ACTUATOR": {
             "node": NODE,
             "pct_path": str(node.pct_path),
+            "root": str(node.root),
+            "read_config": args.read_config,
             "host_cores": HOST_CORES,
             "host_memory_mb": HOST_MEMORY_MB,
         },
@@ -313,6 +315,9 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2, help="up+down steps per stepping container")
     parser.add_argument("--stepping", type=int, default=4, help="containers whose load steps")
     parser.add_argument("--pct-startup-s", type=float, default=0.3, help="simulated pct start-up wait")
+    parser.add_argument(
+        "--read-config", choices=("file", "pct"), default="file", help="ACTUATOR.read_config"
+    )
     parser.add_argument("--stabilization-s", type=float, default=0.0, help="scale_down_stabilization_s")
     parser.add_argument("--lead-s", type=float, default=6.0, help="time for the services to start")
     parser.add_argument("--quick", action="store_true", help="100 containers, interval 2 s, one cycle")

@@ -116,6 +116,7 @@ def demo_config(scenario: dict[str, Any], node_root: Path, pct_path: Path) -> di
         "ACTUATOR": {
             "node": scenario["node"],
             "pct_path": str(pct_path),
+            "root": str(node_root),
             # The simulated host's size: otherwise the actuator would read the machine it runs on.
             "host_cores": scenario["host_cores"],
             "host_memory_mb": scenario["host_memory_mb"],

@@ -225,6 +225,10 @@ class ActuatorSettings(_Section):
     # `api` when DEFAULT.backend is `api`, else `local` (root pct on this host).
     executor: Literal["local", "ssh", "api"] | None = None
     pct_path: str = "/usr/sbin/pct"
+    # Precondition and read-back: `file` reads <root>/etc/pve/lxc/<vmid>.conf (locally, or
+    # through SFTP over SSH) so that an intent runs one pct; `pct` runs `pct config`.
+    read_config: Literal["file", "pct"] = "file"
+    root: str = Field("/", pattern=r"^/")  # the node's root (a simulated node's directory in tests)
     command_timeout_s: float = Field(30, gt=0)
     max_attempts: int = Field(4, ge=1, le=20)
     backoff_initial_s: float = Field(0.5, gt=0)

@@ -42,6 +42,7 @@ def sim_node(root: Path, *specs: tuple[int, int, int]) -> SimNode:
 def fast_settings(sim: SimNode, **overrides: Any) -> ActuatorSettings:
     values: dict[str, Any] = {
         "pct_path": str(sim.pct_path),
+        "root": str(sim.root),
         "command_timeout_s": 3.0,
         "max_attempts": 3,
         "backoff_initial_s": 0.01,

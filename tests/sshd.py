@@ -82,6 +82,7 @@ class SshServer:
                     "PasswordAuthentication no",
                     "KbdInteractiveAuthentication no",
                     "PermitRootLogin prohibit-password",
+                    "Subsystem sftp internal-sftp",  # as Proxmox's sshd offers sftp (config reads)
                     "LogLevel ERROR",
                     "",
                 ]

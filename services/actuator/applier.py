@@ -11,15 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from services.actuator.commands import (
-    ConfigUnreadable,
-    HostLimits,
-    Resize,
-    argv,
-    parse_config,
-    read_config,
-)
-from services.actuator.execution import OnRetry, run_with_retries
+from services.actuator.commands import ConfigUnreadable, HostLimits, Resize, argv, parse_config
+from services.actuator.config_reader import ConfigReader
+from services.actuator.execution import OnRetry, retry_attempts, run_with_retries
 from services.actuator.executors.base import Executor
 from services.actuator.plan import (
     Acknowledge,
@@ -65,9 +59,14 @@ class Applier:
         store: ActuatorStore,
         publisher: EventPublisher,
         clock: Clock,
+        reader: ConfigReader | None = None,
     ) -> None:
         self._settings = settings
         self._executor = executor
+        # Default: `pct config` through the executor (what a reader with no files does).
+        self._reader = reader or ConfigReader(
+            node=settings.node, executor=executor, pct_path=settings.pct_path, files=None
+        )
         self._store = store
         self._publisher = publisher
         self._clock = clock
@@ -148,8 +147,9 @@ class Applier:
         return ChangeResult(command_failure=None, readback=readback, attempts=done.attempts)
 
     async def _read(self, vmid: int, on_retry: OnRetry) -> Reading:
-        done = await run_with_retries(
-            self._executor, argv(read_config(vmid), self._settings.pct_path), self._settings.policy,
+        policy = self._settings.policy
+        done = await retry_attempts(
+            lambda: self._reader.read(vmid, policy.command_timeout_s), self._reader.label, policy,
             on_retry=on_retry,
         )  # fmt: skip
         if done.classification.kind is not ResultKind.OK:

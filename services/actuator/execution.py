@@ -41,6 +41,21 @@ async def run_with_retries(
 ) -> Attempted:
     """Transient failures are retried with exponential back-off and jitter, up to
     `policy.max_attempts`; permanent ones return at once. Never raises for a failed command."""
+    label = argv[1] if len(argv) > 1 else argv[0]
+    return await retry_attempts(
+        lambda: executor.run(argv, policy.command_timeout_s), label, policy, on_retry=on_retry, sleep=sleep
+    )
+
+
+async def retry_attempts(
+    attempt: Callable[[], Awaitable[CommandResult]],
+    label: str,
+    policy: RetryPolicy,
+    *,
+    on_retry: OnRetry | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Attempted:
+    """`run_with_retries` for any attempt that reports a `CommandResult` (a command, a file read)."""
 
     async def before_sleep(state: RetryCallState) -> None:
         result: CommandResult = state.outcome.result() if state.outcome else CommandResult(None)
@@ -49,7 +64,7 @@ async def run_with_retries(
             "transient failure, retrying",
             extra={
                 "event": "command_retry",
-                "command": argv[1] if len(argv) > 1 else argv[0],
+                "command": label,
                 "attempt": state.attempt_number,
                 "detail": verdict.code,
                 "error": verdict.message,
@@ -71,10 +86,10 @@ async def run_with_retries(
     )
     attempts = 0
 
-    async def attempt() -> CommandResult:
+    async def counted() -> CommandResult:
         nonlocal attempts
         attempts += 1
-        return await executor.run(argv, policy.command_timeout_s)
+        return await attempt()
 
-    result: CommandResult = await retrying(attempt)
+    result: CommandResult = await retrying(counted)
     return Attempted(result=result, classification=classify(result), attempts=attempts)

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pct", dest="pct_path", help="path of pct (default: ACTUATOR.pct_path, /usr/sbin/pct)"
     )
+    parser.add_argument(
+        "--root", help="the node's file system root, where etc/pve/lxc is read (default: ACTUATOR.root, /)"
+    )
     parser.add_argument("--host-cores", type=int, help="host core count (default: read from the node)")
     parser.add_argument("--host-memory-mb", type=int, help="host memory in MB (default: read from the node)")
     parser.add_argument("--max-in-flight", type=int, default=8, help="intents handled at once (default: 8)")
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {
         "node": args.node,
         "pct_path": args.pct_path,
+        "root": args.root,
         "host_cores": args.host_cores,
         "host_memory_mb": args.host_memory_mb,
     }

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from nats.js.api import ConsumerConfig
 
 from services.actuator.applier import Applier, ApplierSettings
 from services.actuator.commands import HOST_PROBE, HostLimits, check_pct_path, parse_host_probe
+from services.actuator.config_reader import ConfigFiles, ConfigReader, LocalFiles
 from services.actuator.executors.base import Executor
 from services.actuator.executors.local import LocalExecutor
 from services.actuator.handler import IntentHandler
@@ -109,6 +110,21 @@ def node_consumer(settings: ActuatorSettings, node: str, max_in_flight: int = 8)
     return consumer_config(node, consumer_timing(retry_policy(settings)), max_in_flight)
 
 
+def config_reader(node: str, settings: ActuatorSettings, executor: Executor) -> ConfigReader:
+    """Files where the executor can read them (this host, or SFTP over SSH); else `pct config`
+    (`read_config: pct`, or the API executor, which asks the API for the config)."""
+    files: ConfigFiles | None = None
+    if settings.read_config == "file":
+        if isinstance(executor, LocalExecutor):
+            files = LocalFiles()
+        elif hasattr(executor, "read_file"):
+            files = cast(ConfigFiles, executor)
+    return ConfigReader(
+        node=node, executor=executor, pct_path=check_pct_path(settings.pct_path), files=files,
+        root=settings.root,
+    )  # fmt: skip
+
+
 @dataclass
 class Actuator:
     service: ActuatorService
@@ -145,7 +161,7 @@ async def build_actuator(
     )  # fmt: skip
     applier = Applier(
         settings=applier_settings, executor=executor, store=await ActuatorStore.open(js),
-        publisher=EventPublisher(js), clock=clock,
+        publisher=EventPublisher(js), clock=clock, reader=config_reader(node, settings, executor),
     )  # fmt: skip
     handler = IntentHandler(applier=applier, progress_every_s=timing.progress_every_s, now=clock.now)
     service = ActuatorService(js=js, handler=handler, node=node, max_in_flight=max_in_flight)

@@ -47,6 +47,7 @@ def actuator_process(broker: EmbeddedBroker, sim: SimNode, config: Path, crash_a
         [
             sys.executable, "-m", "cli.main", "actuator", "--config", str(config),
             "--nats-url", broker.url, "--node", "pve1", "--pct", str(sim.pct_path),
+            "--root", str(sim.root),
             "--host-cores", "16", "--host-memory-mb", "32768", "--log-format", "json",
         ],
         cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -79,6 +79,12 @@ class SshExecutor:
     async def run(self, argv: tuple[str, ...], timeout_s: float) -> CommandResult:
         return await asyncio.to_thread(self._run_blocking, argv, timeout_s)
 
+    async def read_file(self, path: str, limit: int, timeout_s: float) -> bytes | None:
+        """Read a file on the node through SFTP on a pooled connection (no remote command).
+
+        None when the file does not exist; a transport failure raises ConnectionError."""
+        return await asyncio.to_thread(self._read_file_blocking, path, limit, timeout_s)
+
     async def close(self) -> None:
         with self._lock:
             clients, self._idle = self._idle, []
@@ -112,6 +118,35 @@ class SshExecutor:
         return CommandResult(
             exit_code=result[0], stdout=result[1], stderr=result[2], duration_s=time.monotonic() - started
         )
+
+    def _read_file_blocking(self, path: str, limit: int, timeout_s: float) -> bytes | None:
+        try:
+            client = self._acquire()
+        except _SetupFailure as exc:
+            raise PermissionError(str(exc)) from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectionError(_describe(exc)) from None
+        try:
+            sftp = client.open_sftp()
+            try:
+                channel = sftp.get_channel()
+                if channel is not None:
+                    channel.settimeout(timeout_s)
+                with sftp.open(path, "rb") as remote:
+                    data: bytes = remote.read(limit)
+            finally:
+                sftp.close()
+        except FileNotFoundError:
+            self._release(client)
+            return None
+        except PermissionError:
+            self._release(client)
+            raise
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            client.close()  # half-dead: never hand it out again
+            raise ConnectionError(_describe(exc)) from None
+        self._release(client)
+        return data
 
     @staticmethod
     def _exec(client: paramiko.SSHClient, command: str, timeout_s: float) -> tuple[int, str, str]:
