@@ -4,7 +4,8 @@
 # in $LXC_AUTOSCALE_DEB_CACHE) and check what an operator relies on:
 #   - the units pass `systemd-analyze verify`;
 #   - /usr/bin/lxc-autoscale --help runs from the venv postinst built;
-#   - postinst started nothing and created the dedicated user in group www-data;
+#   - postinst started nothing and created the dedicated user in group www-data, who can
+#     run the venv and finds the shipped configuration valid;
 #   - a second install keeps an edited /etc/lxc_autoscale/lxc_autoscale.yaml;
 #   - purge removes the venv, the command and the configuration.
 # Needs root (chroot). Without root it says so and exits 0, unless CI=true.
@@ -60,6 +61,10 @@ say "installed"
 help=$(in_root /usr/bin/lxc-autoscale --help) || fail "lxc-autoscale --help from /usr/bin"
 grep -q "collector" <<<"$help" || fail "lxc-autoscale --help does not list the collector"
 in_root id -nG lxc-autoscale | grep -qw www-data || fail "user lxc-autoscale is not in group www-data"
+# The shipped configuration is valid, and the service user can run the venv and read it.
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 chroot --userspec=lxc-autoscale:lxc-autoscale "$ROOT" \
+  /usr/bin/lxc-autoscale config check --strict /etc/lxc_autoscale/lxc_autoscale.yaml >"$WORK/check.log" 2>&1 \
+  || { cat "$WORK/check.log" >&2; fail "lxc-autoscale config check as user lxc-autoscale"; }
 [[ $(in_root stat -c '%a %U:%G' /etc/lxc_autoscale/actuator.env) == "640 root:lxc-autoscale" ]] \
   || fail "actuator.env is not root:lxc-autoscale 0640"
 units=("$ROOT"/lib/systemd/system/lxc-autoscale-*.service)
@@ -70,7 +75,7 @@ for unit in "${units[@]}"; do
     grep -qx "$key" "$unit" || fail "$(basename "$unit") lacks $key"
   done
 done
-grep -qx "ReadOnlyPaths=/etc/pve" "$ROOT/lib/systemd/system/lxc-autoscale-collector.service" \
+grep -qx "ReadOnlyPaths=-/etc/pve" "$ROOT/lib/systemd/system/lxc-autoscale-collector.service" \
   || fail "the collector unit does not make /etc/pve read-only"
 say "verified ${#units[@]} units, --help, user and file modes"
 
