@@ -222,4 +222,9 @@ class NotifierService:
             "notifier ready", extra={"event": "notifier_ready",
                                      "channels": [w.channel for w in self.workers]},
         )  # fmt: skip
+        if not self.workers:
+            # Nothing to deliver, but stay up: a service that exits at once is restarted
+            # in a loop by compose/systemd and its health check never settles.
+            await stop.wait()
+            return
         await asyncio.gather(*(worker.run(stop) for worker in self.workers))
