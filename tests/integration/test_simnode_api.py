@@ -12,7 +12,7 @@ import pytest
 from actuator_harness import sim_node
 from pve_api import PveApi, serve_api
 
-from services.actuator.commands import Start, Stop, argv
+from services.actuator.commands import ReadConfig, Start, Stop, argv
 from services.actuator.retry import classify
 from shared.proxmox_api import ProxmoxApi
 from simnode.tree import ContainerSpec, build_node
@@ -43,6 +43,17 @@ def test_a_config_is_typed_json_with_its_digest_and_changes_made_by_pct_show_at_
     subprocess.run([str(pve.sim.pct_path), "set", "101", "-cores", "5"], check=True, capture_output=True)
     again = client(pve).request("GET", CONFIG)
     assert again.data["cores"] == 5 and again.data["digest"] != reply.data["digest"]
+
+
+async def test_pending_changes_show_without_current_and_the_executor_reads_current_values(
+    pve: PveApi,
+) -> None:
+    conf = pve.sim.conf_path(101)
+    conf.write_text(conf.read_text() + "\n[pve:pending]\ncores: 8\n")  # a change waiting for a reboot
+    assert client(pve).request("GET", CONFIG).data["cores"] == 8
+    assert client(pve).request("GET", CONFIG, {"current": "1"}).data["cores"] == 2
+    result = await pve.executor().run(argv(ReadConfig(101), str(pve.sim.pct_path)), 5)
+    assert "cores: 2\n" in result.stdout
 
 
 @pytest.mark.parametrize(

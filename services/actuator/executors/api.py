@@ -3,7 +3,7 @@
 The executor keeps the `Executor` interface: it receives the same validated argument
 tuples as the local and SSH executors and maps each one onto its API call:
 
-  pct config <vmid> [--current]             GET  /nodes/{node}/lxc/{vmid}/config[?current=1]
+  pct config <vmid> [--current]             GET  /nodes/{node}/lxc/{vmid}/config?current=1
   pct set <vmid> -cores N -memory M          PUT  /nodes/{node}/lxc/{vmid}/config
   pct start|stop <vmid>                      POST /nodes/{node}/lxc/{vmid}/status/start|stop,
                                              then GET /nodes/{node}/tasks/{upid}/status until done
@@ -87,8 +87,9 @@ class ApiExecutor:
         sub, vmid, rest = argv[1], argv[2], argv[3:]
         base = f"/nodes/{self._node}/lxc/{vmid}"
         if sub == "config" and rest in ((), ("--current",)):
-            params = {"current": "1"} if rest else None
-            reply = self._call("GET", f"{base}/config", params, deadline)
+            # Always the current values: the actuator judges what the container runs with,
+            # as the config file reader's main section (pending changes are not applied yet).
+            reply = self._call("GET", f"{base}/config", {"current": "1"}, deadline)
             return _result(reply, render_config(reply.data) if reply.ok else "")
         if sub == "set" and rest:
             reply = self._call("PUT", f"{base}/config", _set_params(rest, argv), deadline)
