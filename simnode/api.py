@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from simnode import access, cgroup, conffile, paths, pct, schema
-from simnode.atomic import read_text
+from simnode.atomic import append_line, read_text
 from simnode.tls import TlsFiles
 
 API_PREFIX = "/api2/json"
@@ -507,13 +507,7 @@ def _handler_class(api: ProxmoxApiDouble) -> type[BaseHTTPRequestHandler]:
             stamp = time.strftime("%d/%m/%Y:%H:%M:%S +0000", time.gmtime())
             peer = self.client_address[0]
             line = f'::ffff:{peer} - {who} [{stamp}] "{method} {self.path} HTTP/1.1" {status} {size}\n'
-            path = access_log_path(api.root)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
+            append_line(access_log_path(api.root), line)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None  # the access log above replaces http.server's stderr lines

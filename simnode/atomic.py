@@ -35,3 +35,13 @@ def read_text(path: str) -> str:
     """Read a file keeping undecodable bytes, so a rewrite preserves them byte for byte."""
     with open(path, "rb") as fh:
         return fh.read().decode("utf-8", "surrogateescape")
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line with a single O_APPEND write, so concurrent writers never interleave."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)

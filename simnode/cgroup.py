@@ -16,7 +16,7 @@ import contextlib
 import os
 
 from simnode import paths
-from simnode.atomic import write_atomic
+from simnode.atomic import append_line, write_atomic
 
 MIB = 1024 * 1024
 CPU_PERIOD_US = 100_000
@@ -265,13 +265,7 @@ def _log_kill(root: str, vmid: int, count: int, rss: int) -> None:
         f"Memory cgroup out of memory: Killed process {pid} ({SERVICE_NAME}) "
         f"anon-rss:{rss // 1024}kB, file-rss:0kB, shmem-rss:0kB\n"
     )
-    log = paths.oom_log_path(root)
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    append_line(paths.oom_log_path(root), line)
 
 
 def create(root: str, vmid: int, keys: dict[str, str], host_cpus: int) -> None:
