@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/collector_cycle.py
 	$(BIN)/python bench/decider_throughput.py
 	$(BIN)/python bench/actuator.py
+	$(BIN)/python bench/api_client.py
 
 # The docker tier: a private Docker engine, the compose stack, deciders scaled 1->3->1.
 test-docker: $(STAMP)
