@@ -171,6 +171,11 @@ def set_calls(sim: SimNode, vmid: int = 101) -> list[list[str]]:
     return [call for call in sim.pct_calls() if call[:2] == ["set", str(vmid)]]
 
 
+async def queue_empty(js: Any) -> bool:
+    """Nothing is left in the intents work queue."""
+    return bool((await js.stream_info(subjects.INTENTS_STREAM)).state.messages == 0)
+
+
 async def intent_settled(js: Any, vmid: int = 101, node: str = NODE) -> bool:
     """The intents queue is empty and the actuator's journal holds nothing for `vmid`."""
     queued = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages

@@ -1,4 +1,9 @@
-"""Build the ScaleEvent that reports what happened to one intent. Pure."""
+"""Build the ScaleEvent that reports what happened to one intent. Pure.
+
+Every event fits in a message and in the journal: the decider's reason is the only part
+of unbounded size, and it is left out (with a note) when the event would grow past
+MAX_EVENT_JSON_BYTES.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ from datetime import datetime
 
 from shared.models import EventOutcome, ResourceSize, ScaleEvent, ScaleIntent, event_id_for
 from shared.validation import sanitize
+
+MAX_EVENT_JSON_BYTES = 64 * 1024
 
 
 def build_event(
@@ -20,7 +27,7 @@ def build_event(
     attempts: int = 0,
     duration_ms: float = 0.0,
 ) -> ScaleEvent:
-    return ScaleEvent(
+    event = ScaleEvent(
         event_id=event_id_for(intent.intent_id, outcome, detail),
         intent_id=intent.intent_id,
         node=intent.node,
@@ -38,3 +45,7 @@ def build_event(
         duration_ms=max(0.0, duration_ms),
         occurred_at=occurred_at,
     )
+    if len(event.model_dump_json()) <= MAX_EVENT_JSON_BYTES:
+        return event
+    note = "(the decider's reason was left out: too large for an event)"
+    return event.model_copy(update={"reason": None, "message": f"{event.message} {note}".strip()})

@@ -2,7 +2,7 @@
 
 An intent must be for our node, its target must pass the command model (within the
 host) and the bounds of the container's tier (a second line of defence behind the
-decider, against a forged or buggy intent), and its event must fit in a message.
+decider, against a forged or buggy intent), and it must fit in the journal.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from datetime import datetime
 
 from services.actuator.commands import CommandRefused, HostLimits, Resize, resize
 from shared.models import ResourceSize, ScaleIntent
+
+# The in-flight journal entry holds the whole intent as JSON, well under NATS' 1 MB
+# max_payload (JSON escapes can make it several times the intent's msgpack size).
+MAX_INTENT_JSON_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ def screen(intent: ScaleIntent, node: str, limits: HostLimits, bounds: SizeBound
     """The command an intent asks for, or why it must never run."""
     if intent.node != node:
         return Rejected("wrong-node", f"intent for node {intent.node} reached the actuator of {node}")
+    size = len(intent.model_dump_json())
+    if size > MAX_INTENT_JSON_BYTES:
+        return Rejected("too-large", f"the intent is {size} bytes as JSON, over {MAX_INTENT_JSON_BYTES}")
     try:
         command = resize(intent.vmid, intent.target.cores, intent.target.memory_mb, limits)
     except CommandRefused as exc:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from actuator_harness import (
     EventReader,
@@ -17,6 +18,7 @@ from actuator_harness import (
     intent,
     intent_settled,
     publish_intent,
+    queue_empty,
     running_actuator,
     set_calls,
     setup_node,
@@ -27,6 +29,7 @@ from shared import failpoints
 from shared.config import load_config
 from shared.embedded_broker import EmbeddedBroker, start_broker
 from simnode.tree import SimNode
+from tests.secure_broker import ShippedBroker
 
 pytestmark = pytest.mark.integration
 PROJECT = Path(__file__).resolve().parents[2]
@@ -39,14 +42,16 @@ ACTUATOR:
 """
 
 
-def actuator_process(broker: EmbeddedBroker, sim: SimNode, config: Path, crash_after: str | None) -> Any:
+def actuator_process(
+    broker: EmbeddedBroker, sim: SimNode, config: Path, crash_after: str | None, url: str | None = None
+) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_"))}
     if crash_after:
         env[failpoints.ENVIRONMENT_VARIABLE] = f"actuator.after-{crash_after}=kill"
     return subprocess.Popen(
         [
             sys.executable, "-m", "cli.main", "actuator", "--config", str(config),
-            "--nats-url", broker.url, "--node", "pve1", "--pct", str(sim.pct_path),
+            "--nats-url", url or broker.url, "--node", "pve1", "--pct", str(sim.pct_path),
             "--root", str(sim.root),
             "--host-cores", "16", "--host-memory-mb", "32768", "--log-format", "json",
         ],
@@ -134,3 +139,40 @@ async def _publish_when_connected(js: Any, item: Any) -> None:
         except Exception:
             await asyncio.sleep(0.1)
     raise AssertionError("could not publish after the broker restart")
+
+
+ACTUATOR_STEPS = sorted(
+    name.removeprefix("actuator.after-") for name in failpoints.POINTS if name.startswith("actuator.")
+)
+
+
+@pytest.mark.parametrize("step", ACTUATOR_STEPS)
+async def test_with_the_shipped_permissions_a_kill_at_every_step_ends_with_one_event_per_intent(
+    shipped_broker: ShippedBroker, tmp_path: Path, config_file: Path, processes: list[Any], step: str
+) -> None:
+    """Killed while handling `first`; `second` (which follows first's change) is queued
+    before the restart, so it is handled while `first` waits for its redelivery."""
+    sim = sim_node(tmp_path / "node", (101, 2, 1024))
+    client = await nats.connect(shipped_broker.url_for("setup"))
+    js = client.jetstream()
+    await setup_node(js, load_config(config_file, env={}).actuator)  # as `lxc-autoscale setup` does
+    first = intent(target=(4, 2048), source_id="first")
+    second = intent(expected=(4, 2048), target=(3, 2048), source_id="second")
+    url = shipped_broker.url_for("actuator", "pve1")
+    try:
+        await publish_intent(js, first)
+        crashed = actuator_process(shipped_broker, sim, config_file, crash_after=step, url=url)  # type: ignore[arg-type]
+        processes.append(crashed)
+        assert await asyncio.to_thread(crashed.wait, 30) == -9
+        await publish_intent(js, second)
+        processes.append(actuator_process(shipped_broker, sim, config_file, None, url=url))  # type: ignore[arg-type]
+        await eventually(lambda: queue_empty(js), timeout_s=40)
+        reader = await EventReader.open(js)  # ephemeral: opened only now, so it is not reaped idle
+        events = await reader.take(2, timeout_s=20)
+        events += await reader.nothing_more(wait_s=1.0)
+    finally:
+        await client.close()
+    assert sorted(e.intent_id for e in events) == sorted([first.intent_id, second.intent_id]), events
+    [first_event] = [e for e in events if e.intent_id == first.intent_id]
+    assert (first_event.outcome, first_event.detail) == ("applied", "resized")
+    assert [call[2:] for call in set_calls(sim)].count(["-cores", "4", "-memory", "2048"]) == 1

@@ -14,6 +14,7 @@ from actuator_harness import (
     intent,
     publish_intent,
     publish_raw,
+    queue_empty,
     running_actuator,
     set_calls,
     sim_node,
@@ -169,7 +170,7 @@ async def test_a_redelivered_intent_that_was_applied_is_not_applied_twice(nc: An
         [first] = await reader.take(1)
         # The same decision published again after the dedupe window would have passed:
         await js.publish(subjects.intents_subject("pve1"), encode(item))
-        await eventually(lambda: _queue_empty(js))
+        await eventually(lambda: queue_empty(js))
         # Its outcome was decided once: no second event, no second change.
         assert await reader.nothing_more(wait_s=0.5) == []
     assert (first.outcome, first.detail) == ("applied", "resized")
@@ -208,7 +209,3 @@ async def test_a_newer_intent_reports_the_change_an_earlier_crashed_intent_made(
     ]
     assert (events[0].before.cores, events[0].after.cores) == (2, 3)  # type: ignore[union-attr]
     assert sim.read_conf(101)["cores"] == "4"
-
-
-async def _queue_empty(js: Any) -> bool:
-    return bool((await js.stream_info(subjects.INTENTS_STREAM)).state.messages == 0)

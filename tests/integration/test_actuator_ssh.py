@@ -57,6 +57,18 @@ async def test_a_changed_host_key_is_refused_with_a_clear_error(
     assert sim.pct_calls() == []
 
 
+async def test_auto_without_known_hosts_keeps_the_first_key_and_refuses_a_changed_one(
+    tmp_path: Path, sshd_server: SshServer
+) -> None:
+    executor = SshExecutor(target(sshd_server, host_key_policy="auto", known_hosts_path=None))
+    first = await executor.run(("true",), 5)
+    sshd_server.restart(new_host_key=True)  # same address, another key: a man in the middle
+    second = await executor.run(("true",), 5)
+    await executor.close()
+    assert first.ok
+    assert second.setup_code == "host-key-mismatch" and executor.connections_opened == 1
+
+
 async def test_an_unknown_host_is_refused_by_the_default_policy(
     tmp_path: Path, sshd_server: SshServer
 ) -> None:

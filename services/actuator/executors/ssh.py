@@ -5,8 +5,9 @@ Host keys are always verified. Policies (DEFAULT.ssh_host_key_policy):
   trusted; an unknown host is refused.
 - `system`: as `reject`, and the system-wide /etc/ssh/ssh_known_hosts is trusted too.
   (The original mapped this to paramiko's WarningPolicy, which connects to anyone.)
-- `auto`: trust on first use (AutoAddPolicy) with a loud warning; a key that *changed*
-  is still refused. For labs only.
+- `auto`: trust on first use (AutoAddPolicy) with a loud warning; the first key seen is
+  kept for the life of the process (and written to `ssh_known_hosts_path` when set), so a
+  key that *changed* is still refused. For labs only.
 Connections are pooled per host and checked (transport active + SSH ignore packet)
 before reuse; a dead one is replaced. The remote command is `shlex.join` of the
 validated tokens, wrapped in coreutils `timeout` so a hung pct is killed on the node.
@@ -69,6 +70,7 @@ class SshExecutor:
         self._max_idle = max_idle
         self._lock = threading.Lock()
         self.connections_opened = 0
+        self._first_seen = paramiko.HostKeys()  # `auto`: the keys trusted on first use
         if target.host_key_policy == "auto":
             log.warning(
                 "ssh_host_key_policy is 'auto': unknown host keys are trusted on first use; "
@@ -181,6 +183,8 @@ class SshExecutor:
         client = paramiko.SSHClient()
         try:
             _load_host_keys(client, target)
+            with self._lock:
+                _add_keys(client.get_host_keys(), self._first_seen)
             client.connect(
                 target.host, port=target.port, username=target.user,
                 password=target.password.get_secret_value() if target.password else None,
@@ -214,7 +218,21 @@ class SshExecutor:
             client.close()
             raise
         self.connections_opened += 1
+        if target.host_key_policy == "auto":
+            self._keep_first_key(client)
         return client
+
+    def _keep_first_key(self, client: paramiko.SSHClient) -> None:
+        """Remember the key this connection was made with: a later connection to the
+        same host is checked against it instead of trusting whatever it is shown."""
+        transport = client.get_transport()
+        if transport is None:
+            return
+        key = transport.get_remote_server_key()
+        entry = self._target.host if self._target.port == 22 else f"[{self._target.host}]:{self._target.port}"
+        with self._lock:
+            if self._first_seen.lookup(entry) is None:
+                self._first_seen.add(entry, key.get_name(), key)
 
 
 def _load_host_keys(client: paramiko.SSHClient, target: SshTarget) -> None:
@@ -232,6 +250,12 @@ def _load_host_keys(client: paramiko.SSHClient, target: SshTarget) -> None:
         paramiko.AutoAddPolicy() if target.host_key_policy == "auto" else paramiko.RejectPolicy()
     )
     client.set_missing_host_key_policy(policy)
+
+
+def _add_keys(into: paramiko.HostKeys, keys: paramiko.HostKeys) -> None:
+    for host in list(keys):
+        for key_type, key in keys[host].items():
+            into.add(host, key_type, key)
 
 
 def _alive(client: paramiko.SSHClient) -> bool:
