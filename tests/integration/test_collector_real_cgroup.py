@@ -17,6 +17,7 @@ from services.collector.cycle import Collector
 from services.collector.sampling import SamplingSettings
 from services.collector.sources.cgroup import CgroupSource
 from shared.clock import SystemClock
+from shared.models import ContainerReading
 
 VMID = 4242
 BUSY_LOOP = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end:\n    pass\n"
@@ -92,3 +93,85 @@ def test_a_busy_process_in_a_real_cgroup_shows_as_busy_cpu(tmp_path: Path) -> No
     assert second.status == "running"
     # One spinning process on a 1-core container; other work on the machine may slow it.
     assert second.cpu_pct is not None and second.cpu_pct > 20.0
+
+
+@contextlib.contextmanager
+def parent_cgroup() -> Iterator[Path]:
+    """An empty cgroup v2 directory to hold container cgroups, or a skip saying why not."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create cgroups and bind-mount them")
+    mount = cgroup2_mount()
+    if mount is None:
+        pytest.skip("no cgroup2 file system is mounted on this machine")
+    parent = mount / f"collector-lxc-{uuid.uuid4().hex[:8]}"
+    try:
+        parent.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot create a cgroup under {mount}: {exc.strerror}")
+    try:
+        yield parent
+    finally:
+        for child in parent.iterdir():
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+@contextlib.contextmanager
+def started(parent: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A container "start": a new cgroup <parent>/<VMID> with a busy process in it."""
+    cgroup = parent / str(VMID)
+    cgroup.mkdir()
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        (cgroup / "cgroup.procs").write_text(str(busy.pid))
+        yield busy
+    finally:
+        busy.kill()
+        busy.wait()
+        for _ in range(50):
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
+                break
+            time.sleep(0.02)
+
+
+def test_kept_open_cgroup_files_follow_a_container_across_a_restart(tmp_path: Path) -> None:
+    """On the kernel's cgroupfs the files stay open between cycles and are re-read from
+    offset 0; a restart (a new cgroup directory) reopens them, a stop closes them."""
+    root = tmp_path / "node"
+    (root / "etc/pve/lxc").mkdir(parents=True)
+    (root / "etc/pve/lxc" / f"{VMID}.conf").write_text("cores: 1\nmemory: 512\nhostname: real\n")
+    (root / "sys/devices/system/cpu").mkdir(parents=True)
+    (root / "sys/devices/system/cpu/online").write_text(Path("/sys/devices/system/cpu/online").read_text())
+    (root / "proc").mkdir()
+    (root / "proc/meminfo").write_text(Path("/proc/meminfo").read_text())
+    clock = SystemClock()
+    with parent_cgroup() as parent, bind_mounted(parent, root / "sys/fs/cgroup/lxc"):
+        source = CgroupSource(root)
+        collector = Collector(source, node="pve1", interval_s=1, settings=SamplingSettings())
+
+        def reading() -> ContainerReading:
+            return collector.collect(clock.now(), clock.monotonic()).sample.containers[0]
+
+        try:
+            with started(parent):
+                reading()
+                kept = source._kept.open_descriptors
+                time.sleep(1.0)
+                busy_first = reading()
+            with started(parent):  # the same vmid, a new cgroup: a restart
+                restarted = reading()
+                time.sleep(1.0)
+                busy_again = reading()
+            stopped = reading()
+        finally:
+            source.close()
+    assert kept >= 1  # cpu.stat at least is held open on this kernel
+    assert busy_first.cpu_pct is not None and busy_first.cpu_pct > 20.0  # re-read, not stale
+    assert (restarted.status, restarted.cpu_missing) == ("running", "counter-reset")
+    assert busy_again.cpu_pct is not None and busy_again.cpu_pct > 20.0  # the new cgroup's counter
+    assert stopped.status == "stopped"
+    assert source._kept.open_descriptors == 0

@@ -28,6 +28,7 @@ from services.collector.raw import ConfValues, RawContainer, RawNode
 from services.collector.sources.base import SourceError, SourceLabel
 from services.collector.sources.confine import confined, resolve_root
 from services.collector.sources.host import read_host
+from services.collector.sources.kept_files import KeptFiles
 from shared.models import MissingReason
 from shared.validation import VMID_MAX, VMID_MIN
 
@@ -68,7 +69,10 @@ class CgroupSource:
         *,
         label: SourceLabel = "cgroup",
         wall_clock: Callable[[], float] = time.time,
+        cgroup_devices: frozenset[int] | None = None,
     ) -> None:
+        """`cgroup_devices`: devices whose files may be kept open (default: the cgroup2
+        mounts of this machine; a benchmark passes its own tree's)."""
         self.root = resolve_root(root)
         self.label: SourceLabel = label
         # Compared with file modification times only, so it is the file system's clock.
@@ -81,6 +85,11 @@ class CgroupSource:
         # calls saved per container and cycle.
         self._limits: dict[int, _KnownLimit] = {}
         self._trusted: set[int] = set()  # ids of this cycle's configs old enough to trust
+        self._kept = KeptFiles(len(_CGROUP_FILES), cgroup_devices)  # kept open on the kernel's cgroupfs
+
+    def close(self) -> None:
+        """Close the cgroup files kept open (the source reopens them if read again)."""
+        self._kept.close()
 
     def read(self) -> RawNode:
         cores, memory_mb = read_host(self.root)
@@ -96,12 +105,14 @@ class CgroupSource:
             known = self._limits.get(vmid)
             if known is not None and (known.conf is not conf or known.inode != where[1]):
                 known = None
-            raw = _read_cgroup(vmid, conf, where[0], where[1], known)
+            slots = self._kept.slots(vmid, where[1]) if where[2] else None
+            raw = _read_cgroup(vmid, conf, where[0], where[1], known, slots)
             node.containers.append(raw)
             usage = raw.cpu_usage_usec
             if id(conf) in self._trusted and isinstance(raw.memory_max, int) and isinstance(usage, int):
                 limits[vmid] = _KnownLimit(conf, where[1], raw.memory_max, usage)
         self._limits = limits  # only running containers: bounded
+        self._kept.keep_only(set(cgroups))
         return node
 
     # ------------------------------------------------------------ configs
@@ -165,17 +176,18 @@ class CgroupSource:
 
     # ------------------------------------------------------------ cgroups
 
-    def _cgroup_dirs(self) -> dict[int, tuple[str, int]]:
-        """vmid → (cgroup directory, its inode) of each running container."""
-        found: dict[int, tuple[str, int]] = {}
+    def _cgroup_dirs(self) -> dict[int, tuple[str, int, bool]]:
+        """vmid → (cgroup directory, its inode, on the kernel's cgroupfs) of each running container."""
+        found: dict[int, tuple[str, int, bool]] = {}
         for relative, prefix in ((CGROUP_ROOT, PAYLOAD_PREFIX), (CGROUP_LXC, "")):
             parent = confined(self.root, relative)
+            kernel = self._kept.on_kernel_fs(parent)
             try:
                 with os.scandir(parent) as entries:
                     for entry in entries:
                         vmid = _vmid_of(entry.name, prefix=prefix)
                         if vmid is not None and entry.is_dir(follow_symlinks=False):
-                            found[vmid] = (f"{parent}/{entry.name}", entry.inode())
+                            found[vmid] = (f"{parent}/{entry.name}", entry.inode(), kernel)
             except FileNotFoundError:
                 continue  # nothing running in this layout
             except OSError as exc:
@@ -239,12 +251,16 @@ def _read_cgroup(
     path: str,
     inode: int,
     known: _KnownLimit | None = None,
+    slots: list[int | None] | None = None,
     _open: Callable[..., int] = os.open,
     _read: Callable[[int, int], bytes] = os.read,
+    _pread: Callable[[int, int, int], bytes] = os.pread,
     _close: Callable[[int], None] = os.close,
 ) -> RawContainer:
     """One running container's cgroup files. The collector's hot loop: os functions are
-    bound as defaults to save global lookups, and each file is opened, read once and closed.
+    bound as defaults to save global lookups. Without `slots` each file is opened, read
+    once and closed; with them (kernel cgroupfs, see kept_files.py) a file is opened once,
+    kept in its slot and re-read from offset 0, and closed when a read fails.
 
     Files are opened by full path (the directory came from a listing inside the confined
     root, and O_NOFOLLOW refuses a symlinked file): a directory descriptor per container
@@ -253,13 +269,25 @@ def _read_cgroup(
     prefix = path + "/"
     known_limit: int | None = None
     usage: int | MissingReason | None = None  # parsed early only when a known limit needs it
-    for name, size in _CGROUP_FILES:
+    for index, (name, size) in enumerate(_CGROUP_FILES):
         if known is not None and name == "memory.max":
             usage = found[0] if isinstance(found[0], str) else parse_keyed(found[0], b"usage_usec")
             if isinstance(usage, int) and usage >= known.usage_usec:
                 known_limit = known.memory_max  # same config, no restart: same limit
                 found.append(b"")
                 continue
+        if slots is not None:
+            fd = slots[index]
+            if fd is None:
+                found.append(_open_kept(slots, index, prefix + name, size, path, _open, _pread, _close))
+                continue
+            try:
+                found.append(_pread(fd, size, 0))
+            except OSError as exc:
+                slots[index] = None  # a removed cgroup (ENODEV) or a failed read: reopen next time
+                _close(fd)
+                found.append(_missing(exc, path))
+            continue
         try:
             fd = _open(prefix + name, _FILE_FLAGS)
         except OSError as exc:
@@ -293,6 +321,30 @@ def _read_cgroup(
         None if isinstance(memory_psi, str) else parse_pressure_some_avg10(memory_psi),
         None if isinstance(events, str) else parse_oom_kills(events),
     )
+
+
+def _open_kept(
+    slots: list[int | None],
+    index: int,
+    file: str,
+    size: int,
+    directory: str,
+    _open: Callable[..., int],
+    _pread: Callable[[int, int, int], bytes],
+    _close: Callable[[int], None],
+) -> bytes | MissingReason:
+    """Open a file into its slot (kept open from now on) and read it."""
+    try:
+        fd = _open(file, _FILE_FLAGS)
+    except OSError as exc:
+        return _missing(exc, directory)  # tried again next cycle
+    try:
+        data = _pread(fd, size, 0)
+    except OSError as exc:
+        _close(fd)
+        return _missing(exc, directory)
+    slots[index] = fd
+    return data
 
 
 def _missing(exc: OSError, path: str) -> MissingReason:
