@@ -6,8 +6,9 @@
 #   - /usr/bin/lxc-autoscale --help runs from the venv postinst built;
 #   - postinst started nothing and created the dedicated user in group www-data, who can
 #     run the venv and finds the shipped configuration valid;
-#   - a second install keeps an edited /etc/lxc_autoscale/lxc_autoscale.yaml;
-#   - purge removes the venv, the command and the configuration.
+#   - a second install keeps an edited /etc/lxc_autoscale/lxc_autoscale.yaml (and an
+#     enabled unit stays enabled);
+#   - purge removes the venv, the command, the configuration and the enable links.
 # Needs root (chroot). Without root it says so and exits 0, unless CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,15 +80,21 @@ grep -qx "ReadOnlyPaths=-/etc/pve" "$ROOT/lib/systemd/system/lxc-autoscale-colle
   || fail "the collector unit does not make /etc/pve read-only"
 say "verified ${#units[@]} units, --help, user and file modes"
 
+# The operator enables a unit (systemctl works offline on a root): purge must not leave the link.
+in_root systemctl enable lxc-autoscale-collector.service >/dev/null 2>&1 || fail "systemctl enable the collector"
+wants="$ROOT/etc/systemd/system/multi-user.target.wants/lxc-autoscale-collector.service"
+[[ -L "$wants" ]] || fail "enabling the collector made no multi-user.target.wants link"
 echo "# edited by the operator" >>"$ROOT/etc/lxc_autoscale/lxc_autoscale.yaml"
 in_root dpkg -i "$pkg" >"$WORK/install2.log" 2>&1 || { cat "$WORK/install2.log" >&2; fail "second install"; }
 grep -q "edited by the operator" "$ROOT/etc/lxc_autoscale/lxc_autoscale.yaml" \
   || fail "the second install replaced the edited configuration"
 in_root /usr/bin/lxc-autoscale --help >/dev/null || fail "lxc-autoscale --help after the second install"
+[[ -L "$wants" ]] || fail "the second install disabled the collector"
 say "second install kept the edited configuration"
 
 in_root dpkg --purge lxc-autoscale >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; fail "purge"; }
 for gone in /opt/lxc-autoscale /usr/bin/lxc-autoscale /etc/lxc_autoscale /lib/systemd/system/lxc-autoscale-collector.service; do
   [[ ! -e "$ROOT$gone" && ! -L "$ROOT$gone" ]] || fail "$gone is still there after purge"
 done
+[[ ! -L "$wants" ]] || fail "purge left the enabled collector's link behind"
 say "purge removed the venv, the command and the configuration; all checks passed"
