@@ -137,6 +137,8 @@ def _wait_ready(broker: EmbeddedBroker, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         if broker.process.poll() is not None:
             err = broker.process.stderr.read().decode(errors="replace") if broker.process.stderr else ""
+            with contextlib.suppress(OSError):  # with -l, start-up errors go to the log file
+                err += "".join(broker.log_file.read_text(errors="replace").splitlines(keepends=True)[-3:])
             raise BrokerError(f"nats-server exited with {broker.process.returncode}: {err.strip()}")
         with contextlib.suppress(OSError), socket.create_connection(
             ("127.0.0.1", broker.port), timeout=0.2

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from shared.embedded_broker import EmbeddedBroker, free_port, start_configured_broker
+from shared.embedded_broker import BrokerError, EmbeddedBroker, free_port, start_configured_broker
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CONF = REPO / "deploy" / "nats" / "nats-server.conf"
@@ -73,19 +73,29 @@ class ShippedBroker:
         self.workdir = workdir
         self.store_dir = workdir / "store"
         self.nodes = tuple(nodes)
-        self.port = free_port()
-        self.monitor_port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self.dotenv = generate_env(self.nodes, workdir / "users.conf")
         self.conf = workdir / "nats-server.conf"
-        self.conf.write_text(
-            shipped_conf_for_test(
-                SHIPPED_CONF.read_text(), port=self.port, monitor_port=self.monitor_port,
-                store_dir=self.store_dir,
-            )
-        )  # fmt: skip
         self._server: EmbeddedBroker | None = None
-        self.start()
+        for attempt in range(3):
+            # Another process on this busy machine may take a free port before the server
+            # does; pick two new ones (never the same twice) and try again.
+            self.port = free_port()
+            self.monitor_port = free_port()
+            while self.monitor_port == self.port:
+                self.monitor_port = free_port()
+            self.conf.write_text(
+                shipped_conf_for_test(
+                    SHIPPED_CONF.read_text(), port=self.port, monitor_port=self.monitor_port,
+                    store_dir=self.store_dir,
+                )
+            )  # fmt: skip
+            try:
+                self.start()
+                break
+            except BrokerError:
+                if attempt == 2:
+                    raise
 
     @property
     def env(self) -> dict[str, str]:

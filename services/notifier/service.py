@@ -228,4 +228,3 @@ class NotifierService:
             await stop.wait()
             return
         await asyncio.gather(*(worker.run(stop) for worker in self.workers))
-        await stop.wait()  # with no channel: stay up, idle, until told to stop (compose restarts exits)
