@@ -37,6 +37,7 @@ from shared.clock import Clock
 from shared.models import ResourceSize, ScaleEvent, ScaleIntent
 
 log = logging.getLogger(__name__)
+PARAMETER_REFUSED = "invalid-value"  # retry.classify's code for `400 Parameter verification failed`
 
 Terminal = Publish | Acknowledge
 
@@ -140,11 +141,14 @@ class Applier:
             self._executor, argv(command, self._settings.pct_path), self._settings.policy, on_retry=on_retry
         )
         await failpoints.reach("actuator.after-command")
+        failure = None
         if done.classification.kind is not ResultKind.OK:
             failure = Failure(done.classification.code, done.classification.message)
+        if failure is not None and failure.code != PARAMETER_REFUSED:
             return ChangeResult(command_failure=failure, readback=None, attempts=done.attempts)
+        # Read back after success, and after a refused value: PVE 7 may have left it pending.
         readback = await self._read(intent.vmid, on_retry)
-        return ChangeResult(command_failure=None, readback=readback, attempts=done.attempts)
+        return ChangeResult(command_failure=failure, readback=readback, attempts=done.attempts)
 
     async def _read(self, vmid: int, on_retry: OnRetry) -> Reading:
         policy = self._settings.policy
@@ -160,7 +164,7 @@ class Applier:
         except ConfigUnreadable as exc:
             return Reading(None, Failure("config-unreadable", str(exc)), done.attempts)
         size = ResourceSize(cores=config.effective_cores(self._settings.limits), memory_mb=config.memory_mb)
-        return Reading(size, None, done.attempts)
+        return Reading(size, None, done.attempts, pending=config.pending)
 
     async def _settle_orphan(self, orphan: JournalEntry, event: ScaleEvent | None) -> None:
         """Another intent's entry: it crashed mid-way and a newer intent got here first."""

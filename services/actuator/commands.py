@@ -131,7 +131,8 @@ def argv(operation: Operation, pct_path: str = "/usr/sbin/pct") -> tuple[str, ..
             _check_int("memory", memory_mb, MIN_MEMORY_MB, 2**40)
             return (pct, "set", str(vmid), "-cores", str(cores), "-memory", str(memory_mb))
         case ReadConfig(vmid):
-            return (pct, "config", str(check_vmid(vmid)))
+            # --current: the main section only, never pending values shown as if applied
+            return (pct, "config", str(check_vmid(vmid)), "--current")
         case Clone(source, new, hostname, snapname):
             checked = clone(source, new, hostname, snapname)
             return (
@@ -155,6 +156,9 @@ class ContainerConfig:
     cores: int | None  # None: no `cores:` line, i.e. the container may use every host core
     memory_mb: int
     lock: str | None = None
+    # `cores`/`memory` left under `[pve:pending]` (a failed hotplug on PVE 7); only a
+    # config file shows this section, `pct config --current` does not.
+    pending: tuple[tuple[str, str], ...] = ()
 
     def effective_cores(self, limits: HostLimits) -> int:
         return self.cores if self.cores is not None else limits.cores
@@ -167,19 +171,30 @@ class ConfigUnreadable(ValueError):
 PROXMOX_DEFAULT_MEMORY_MB = 512
 
 
+_PENDING_SECTION = "[pve:pending]"
+PENDING_KEYS = ("cores", "memory")
+
+
 def parse_config(text: str) -> ContainerConfig:
-    """Parse `pct config` output: `key: value` lines, stopping at the first snapshot section."""
-    values: dict[str, str] = {}
+    """Parse `pct config --current` output or a config file: the main section's
+    `key: value` lines; of the sections after it only `[pve:pending]` is looked at
+    (snapshots describe old states)."""
+    sections: dict[str, dict[str, str]] = {"": {}}
+    current: dict[str, str] | None = sections[""]
     for line in text.splitlines():
         if line.startswith("["):
-            break  # [snapshot] sections describe old states, not the current one
+            name = line.strip().lower()
+            current = sections.setdefault(name, {}) if name == _PENDING_SECTION else None
+            continue
         key, sep, value = line.partition(":")
-        if sep and key and not key.startswith("#"):
-            values.setdefault(key.strip(), value.strip())
+        if current is not None and sep and key and not key.startswith("#"):
+            current.setdefault(key.strip(), value.strip())
+    values, pending = sections[""], sections.get(_PENDING_SECTION, {})
     return ContainerConfig(
         cores=_parse_size(values, "cores"),
         memory_mb=_parse_size(values, "memory") or PROXMOX_DEFAULT_MEMORY_MB,
         lock=values.get("lock") or None,
+        pending=tuple((key, pending[key][:32]) for key in PENDING_KEYS if key in pending),
     )
 
 

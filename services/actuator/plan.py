@@ -38,6 +38,7 @@ class Reading:
     size: ResourceSize | None
     failure: Failure | None
     attempts: int
+    pending: tuple[tuple[str, str], ...] = ()  # cores/memory left under [pve:pending]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ChangeResult:
     """`pct set` and the read-back after it."""
 
     command_failure: Failure | None
-    readback: Reading | None  # None when the command failed
+    readback: Reading | None  # None when the command failed and nothing can be pending
     attempts: int
 
 
@@ -173,10 +174,16 @@ def _change_event(
     event: _EventMaker, command: Resize, change: ChangeResult, before: ResourceSize
 ) -> ScaleEvent:
     attempts = change.attempts
+    readback = change.readback
+    if readback is not None and readback.pending:
+        # PVE 7 writes a failed hotplug under [pve:pending]: not applied, whatever else is.
+        values = ", ".join(f"{key} {value}" for key, value in readback.pending)
+        cause = change.command_failure.message if change.command_failure else "pct set exited 0"
+        message = f"Proxmox left {values} pending (applied only at the next start): {cause}"
+        return event("failed", "pending", message, attempts=attempts, before=before, after=readback.size)
     if change.command_failure is not None:
         failure = change.command_failure
         return event("failed", failure.code, failure.message, attempts=attempts, before=before)
-    readback = change.readback
     assert readback is not None
     if readback.size is None:
         assert readback.failure is not None

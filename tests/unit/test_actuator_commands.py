@@ -39,7 +39,7 @@ def test_a_resize_is_one_pct_set_with_both_flags() -> None:
 
 
 def test_reading_a_config_is_pct_config() -> None:
-    assert argv(read_config(101), PCT) == (PCT, "config", "101")
+    assert argv(read_config(101), PCT) == (PCT, "config", "101", "--current")
 
 
 def test_start_stop_and_clone_render_but_validate_like_the_rest() -> None:
@@ -129,3 +129,9 @@ def test_the_host_probe_reads_memtotal_and_the_online_cpu_list() -> None:
     assert HOST_PROBE[0] == "cat"
     text = "MemTotal:       32768000 kB\nMemFree: 1 kB\n0-7,16-23\n"
     assert parse_host_probe(text) == HostLimits(cores=16, memory_mb=32000)
+
+
+def test_pending_cores_and_memory_are_read_but_never_taken_for_the_current_size() -> None:
+    text = "cores: 3\nmemory: 1024\n\n[pve:pending]\nmemory: 2048\nswap: 0\n\n[snap1]\ncores: 9\n"
+    config = parse_config(text)
+    assert (config.cores, config.memory_mb, config.pending) == (3, 1024, (("memory", "2048"),))

@@ -117,6 +117,10 @@ ROWS: list[tuple[str, ScaleIntent, Facts, tuple[str, ...]]] = [
      ("changed", "failed", "verify-unreadable", "stored=False", "clears=True")),
     ("read-back differs", ITEM, facts(current=read(2), change=changed(readback=read(2))),
      ("changed", "failed", "verify-mismatch", "stored=False", "clears=True")),
+    ("left pending by PVE 7", ITEM,
+     facts(current=read(2), change=changed(Failure("invalid-value", "400 Parameter verification failed."),
+                                           Reading(size(3), None, 1, pending=(("memory", "2048"),)))),
+     ("changed", "failed", "pending", "stored=False", "clears=True")),
     ("read-back matches", ITEM, facts(current=read(2), change=changed(readback=read(3))),
      ("changed", "applied", "resized", "stored=False", "clears=True")),
 ]  # fmt: skip
