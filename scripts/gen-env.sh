@@ -127,6 +127,7 @@ if [[ -n $NODE_ENV ]]; then
   echo "# Keep this file private. The central services' variables below are placeholders:"
   echo "# compose checks every service's variables, but a node never signs in as those users."
   node_credentials "$NODE_ENV"
+  echo "AUTOSCALE_NODES=$NODE_ENV"
   for name in "${VARIABLES[@]}"; do
     [[ $name =~ ^NATS_[A-Z]+_PASSWORD$ ]] && echo "$name=not-on-this-node"
   done

@@ -145,6 +145,23 @@ def test_the_compose_files_hold_no_password(generated: tuple[dict[str, str], Pat
                 assert match.group(1).startswith(("${", "$NATS_")), f"{file.name}: {line.strip()}"
 
 
+def test_a_node_gets_only_its_own_credentials_and_compose_runs_its_pair_with_them(
+    run_compose: Any, dotenv: dict[str, str], tmp_path: Path
+) -> None:
+    users_file = tmp_path / "not-written.conf"
+    node_env = generate_env((), users_file, "--keep", dotenv["ENV_FILE"], "--node-env", "pve2")
+    assert not users_file.exists()
+    passwords = {value for name, value in dotenv.items() if name.endswith("_PASSWORD")}
+    assert passwords & set(node_env.values()) == {
+        dotenv["NATS_COLLECTOR_PVE2_PASSWORD"],
+        dotenv["NATS_ACTUATOR_PVE2_PASSWORD"],
+    }  # nothing of the central users or of pve1
+    services = rendered(run_compose, "--profile", "node", env=node_env)["services"]
+    for name in ("collector", "actuator"):
+        assert services[name]["environment"]["NATS_USER"] == f"{name}-pve2"
+        assert services[name]["environment"]["NATS_PASSWORD"] == dotenv[f"NATS_{name.upper()}_PVE2_PASSWORD"]
+
+
 def test_deciders_run_as_two_replicas_and_every_service_as_a_user_of_its_own(
     run_compose: Any, dotenv: dict[str, str]
 ) -> None:
