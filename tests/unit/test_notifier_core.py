@@ -237,3 +237,16 @@ def test_the_notifier_imports_only_shared() -> None:
         services = {n for n in imported_modules(path.read_text()) if n.startswith("services.")}
         assert all(n.startswith("services.notifier") for n in services), path
 
+
+async def test_a_notifier_without_channels_stays_up_until_stopped() -> None:
+    """compose and systemd restart a service that exits; an idle notifier must wait instead."""
+    import asyncio
+
+    from services.notifier.service import NotifierService
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(NotifierService(workers=[]).run(stop))
+    await asyncio.sleep(0.2)
+    assert not running.done()
+    stop.set()
+    await asyncio.wait_for(running, 1.0)
