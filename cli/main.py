@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("services.decider.pause_cli", "pause scaling globally or for one container (--resume to undo)"),
     "notifier": ("services.notifier.main", "send Gotify, e-mail, Uptime Kuma and webhook notifications"),
     "events": ("services.actuator.events_cli", "print scaling events from the events stream"),
+    "queue": ("services.actuator.queue_cli", "intents waiting per node; exit 1 when no actuator takes them"),
     "rollback": ("services.actuator.rollback_cli", "restore containers to the sizes they had before"),
     "console": ("cli.console", "serve the operator's web page and JSON API"),
     "status": ("cli.status", "show containers, decisions and service health (like kubectl get hpa)"),
