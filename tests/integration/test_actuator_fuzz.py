@@ -87,6 +87,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         rig.run(finish())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        loop.close()  # else its sockets are reclaimed, with a warning, during a later test
         broker.stop()
 
 
