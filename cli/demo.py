@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--console-port", type=int, default=8089, help="the console's port (a free one if it is taken)"
     )
+    parser.add_argument(
+        "--notify-url",
+        help="also run the notifier and send every event to this webhook "
+        "(e.g. http://127.0.0.1:8099/ from `lxc-autoscale notify-receiver`)",
+    )
 
 
 @dataclass
@@ -138,7 +143,11 @@ class Demo:
         scenario = json.loads(self.args.scenario.read_text())
         node, _profiles = build_scenario(self.workdir / "node", self.args.scenario)
         config_path = self.workdir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(demo_config(scenario, node.root, node.pct_path)))
+        config = demo_config(scenario, node.root, node.pct_path)
+        if self.args.notify_url:
+            # LXC_AUTOSCALE_WEBHOOK_SECRET, if set, reaches the notifier through the environment.
+            config["DEFAULT"]["webhook_url"] = self.args.notify_url
+        config_path.write_text(yaml.safe_dump(config))
         url = os.environ.get("NATS_URL")
         if not url:
             self.broker = start_broker(self.workdir / "nats")
@@ -169,6 +178,21 @@ class Demo:
         )
         print(f"demo: console http://127.0.0.1:{port}/ (control {control})", flush=True)
 
+    async def start_notifier(self, nc: Any, url: str, config_path: Path) -> None:
+        """Start the notifier first (so it stops last) and wait for its consumer: it takes
+        events from the moment it exists."""
+        from services.notifier.endpoints import display
+
+        args = ["--config", str(config_path), "--nats-url", url, "--log-format", "json"]
+        self.group.start("notifier", ["cli.main", "notifier", *args])
+        consumer = subjects.notifier_consumer("webhook")
+        for _ in range(300):
+            with contextlib.suppress(Exception):
+                await nc.jetstream().consumer_info(subjects.EVENTS_STREAM, consumer)
+                break
+            await asyncio.sleep(0.05)
+        print(f"demo: notifications to {display(self.args.notify_url)}", flush=True)
+
     async def watch(self, url: str, config_path: Path) -> int:
         import nats
 
@@ -178,6 +202,8 @@ class Demo:
         await provision(nc.jetstream(), consumers=actuator_consumers(config, setup_nodes(config, [], {})))
         await nc.subscribe(subjects.EVENTS_ALL, cb=self._on_event)
         await nc.subscribe(subjects.INTENTS_ALL, cb=self._on_intent)
+        if self.args.notify_url:
+            await self.start_notifier(nc, url, config_path)
         self.start_services(url, config_path)
         try:
             return await self._wait_until_done()

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decide": ("services.decider.cli", "run the decision core once on a sample file and print JSON"),
     "pause": ("services.decider.pause_cli", "pause scaling globally or for one container (--resume to undo)"),
     "notifier": ("services.notifier.main", "send Gotify, e-mail, Uptime Kuma and webhook notifications"),
+    "notify-receiver": ("services.notifier.receiver", "print the webhook notifications sent to it"),
     "events": ("services.actuator.events_cli", "print scaling events from the events stream"),
     "queue": ("services.actuator.queue_cli", "intents waiting per node; exit 1 when no actuator takes them"),
     "rollback": ("services.actuator.rollback_cli", "restore containers to the sizes they had before"),

@@ -1,15 +1,13 @@
 """Real local endpoints for the notifier tests, all on 127.0.0.1 and free ports:
 an HTTP server standing in for Gotify, Uptime Kuma and a webhook receiver, and an
-SMTP server (aiosmtpd) with STARTTLS or implicit TLS and a login, using a
-certificate made for 127.0.0.1 in the test's tmp dir."""
+SMTP server (aiosmtpd) with STARTTLS or implicit TLS and a login, using a CA and a
+certificate for 127.0.0.1 made in the test's tmp dir."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import email
 import email.policy
-import ipaddress
 import json
 import threading
 import time
@@ -25,6 +23,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from shared.embedded_broker import free_port
+from simnode.tls import make_tls_files
 
 
 @dataclass
@@ -94,40 +93,6 @@ class HttpEndpoint:
             return [r for r in self.requests if r.path == path]
 
 
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (cert, key), via cryptography."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 @dataclass
 class SmtpRecorder:
     """aiosmtpd handler: keeps each message with the user that logged in to send it."""
@@ -161,11 +126,11 @@ class SmtpEndpoint:
     def __init__(self, tmp: Path, *, security: str, user: str, password: str) -> None:
         import ssl
 
-        cert, key = make_certificate(tmp)
-        self.ca_file = cert
+        tls = make_tls_files(tmp / "smtp-tls")
+        self.ca_file = tls.ca_path
         self.security = security
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(tls.cert_path, tls.key_path)
         self.recorder = SmtpRecorder(user, password)
         self.port = free_port()
         options: dict[str, Any] = {"authenticator": self.recorder.authenticate, "auth_required": True}

@@ -8,12 +8,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.actuator.handler import IntentHandler
 from services.actuator.retry import ConsumerTiming
 from shared import subjects
+from shared.pull import fetch_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -93,30 +93,15 @@ class ActuatorService:
     async def _fetch(self, batch: int, stop: asyncio.Event) -> list[Any]:
         """Fetch up to `batch` intents, returning early (with none) when asked to stop.
 
-        Intents a cancelled fetch had already pulled are redelivered after ack_wait.
         A failed fetch (connection lost, consumer gone) drops the subscription."""
-        fetch = asyncio.ensure_future(self._subscription.fetch(batch=batch, timeout=self.fetch_timeout_s))
-        stopping = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not fetch.done():
-            fetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await fetch
-            return []
-        try:
-            messages: list[Any] = fetch.result()
-        except nats.errors.TimeoutError:
-            return []
+            return await fetch_until_stopped(self._subscription, batch, self.fetch_timeout_s, stop)
         except Exception as exc:
             log.warning("fetch failed, resubscribing", extra={"event": "fetch_failed", "error": str(exc)})
             await _unsubscribe(self._subscription)
             self._subscription = None
             await _sleep_unless(stop, RESUBSCRIBE_PAUSE_S)
             return []
-        return messages
 
     async def _handle(self, msg: Any) -> None:
         try:

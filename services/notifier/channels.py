@@ -64,11 +64,9 @@ class HttpSender:
 
 
 @dataclass
-class GotifyChannel:
+class _HttpChannel:
     http: HttpSender
     url: str
-    token: str
-    name: str = "gotify"
 
     @property
     def endpoint(self) -> str:
@@ -77,44 +75,32 @@ class GotifyChannel:
     @property
     def host(self) -> str:
         return httpx.URL(self.url).host
+
+
+@dataclass
+class GotifyChannel(_HttpChannel):
+    token: str = ""
+    name: str = "gotify"
 
     async def send(self, notification: Notification) -> None:
         await self.http.execute(payloads.gotify(notification, self.url, self.token))
 
 
 @dataclass
-class UptimeKumaChannel:
-    http: HttpSender
-    push_url: str
+class UptimeKumaChannel(_HttpChannel):
+    """`url` is the monitor's push URL (which is its own secret)."""
+
     name: str = "uptime-kuma"
 
-    @property
-    def endpoint(self) -> str:
-        return display(self.push_url)
-
-    @property
-    def host(self) -> str:
-        return httpx.URL(self.push_url).host
-
     async def send(self, notification: Notification) -> None:
-        await self.http.execute(payloads.uptime_kuma(notification, self.push_url))
+        await self.http.execute(payloads.uptime_kuma(notification, self.url))
 
 
 @dataclass
-class WebhookChannel:
-    http: HttpSender
-    url: str
-    secret: str | None
-    signature_header: str
+class WebhookChannel(_HttpChannel):
+    secret: str | None = None
+    signature_header: str = "X-Autoscale-Signature"
     name: str = "webhook"
-
-    @property
-    def endpoint(self) -> str:
-        return display(self.url)
-
-    @property
-    def host(self) -> str:
-        return httpx.URL(self.url).host
 
     async def send(self, notification: Notification) -> None:
         request = payloads.webhook(notification, self.url, self.secret, self.signature_header)

@@ -19,6 +19,7 @@ from shared.service_config import add_common_arguments, start_service
 
 log = logging.getLogger(__name__)
 SETUP_WAIT_S = 2.0
+DRAIN_TIMEOUT_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,5 +57,8 @@ async def _serve(config: AutoscaleConfig) -> int:
             await notifier.close()
         counts = {w.channel: dict(w.counts) for w in notifier.service.workers}
         log.info("notifier stopped", extra={"event": "notifier_stopped", "counts": counts})
-    await nc.drain()
+    try:
+        await asyncio.wait_for(nc.drain(), DRAIN_TIMEOUT_S)  # flushes the last acks
+    except Exception:  # stopping anyway; the records keep a redelivery harmless
+        await nc.close()
     return 0

@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 
@@ -29,6 +28,7 @@ from shared.clock import Clock
 from shared.codec import CodecError, decode
 from shared.config import NotifierSettings
 from shared.models import ScaleEvent
+from shared.pull import fetch_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ChannelWorker:
             try:
                 if subscription is None:
                     subscription = await self._subscribe()
-                messages = await self._fetch(subscription, stop)
+                messages = await fetch_until_stopped(subscription, FETCH_BATCH, self.fetch_timeout_s, stop)
                 for msg in messages:
                     await self.handle(msg)
                 if self.batch is not None and self.batch.due(self.clock.monotonic()):
@@ -96,6 +96,9 @@ class ChannelWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), RETRY_PAUSE_S)
         await self._release_batch()
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def _subscribe(self) -> Any:
         config = consumer_config(self.channel, self.settings)
@@ -108,24 +111,6 @@ class ChannelWorker:
                 extra={"event": "consumer_kept", "channel": self.channel},
             )  # fmt: skip
         return await self.js.pull_subscribe_bind(config.durable_name, stream=subjects.EVENTS_STREAM)
-
-    async def _fetch(self, subscription: Any, stop: asyncio.Event) -> list[Any]:
-        fetch = asyncio.ensure_future(subscription.fetch(FETCH_BATCH, timeout=self.fetch_timeout_s))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not fetch.done():
-            fetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await fetch
-            return []
-        try:
-            messages: list[Any] = fetch.result()
-        except nats.errors.TimeoutError:
-            return []
-        return messages
 
     async def handle(self, msg: Any) -> None:
         try:
@@ -147,6 +132,11 @@ class ChannelWorker:
             await msg.ack()
             return
         if too_old(event, self.clock.now().timestamp(), self.settings):
+            log.info(
+                "%s: not sent, older than NOTIFIER.max_event_age_s", self.channel,
+                extra={"event": "notification_too_old", "channel": self.channel,
+                       "node": event.node, "vmid": event.vmid, "occurred_at": event.occurred_at},
+            )  # fmt: skip
             await self._record([event], "skipped", error="older than NOTIFIER.max_event_age_s")
             await msg.ack()
             return

@@ -52,7 +52,7 @@ def build_channels(config: AutoscaleConfig, http: HttpSender, clock: Clock) -> l
     channels: list[Channel] = []
     gotify_token = _secret(d.gotify_token)
     if d.gotify_url and gotify_token:
-        channels.append(GotifyChannel(http, d.gotify_url, gotify_token))
+        channels.append(GotifyChannel(http, d.gotify_url, token=gotify_token))
     elif d.gotify_url or gotify_token:
         log.warning("gotify needs both gotify_url and gotify_token; channel off",
                     extra={"event": "channel_incomplete", "channel": "gotify"})  # fmt: skip
@@ -75,8 +75,8 @@ def build_channels(config: AutoscaleConfig, http: HttpSender, clock: Clock) -> l
     webhook = _secret(d.webhook_url)
     if webhook:
         channels.append(
-            WebhookChannel(http, webhook, _secret(d.webhook_secret),
-                           config.notifier.webhook_signature_header)
+            WebhookChannel(http, webhook, secret=_secret(d.webhook_secret),
+                           signature_header=config.notifier.webhook_signature_header)
         )  # fmt: skip
     return channels
 

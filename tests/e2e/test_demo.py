@@ -8,6 +8,8 @@ afterwards.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -23,6 +25,7 @@ from shared import subjects
 from shared.codec import decode
 from shared.embedded_broker import EmbeddedBroker
 from shared.models import ScaleEvent
+from tests.notify_endpoints import HttpEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = json.loads((ROOT / "simnode" / "scenarios" / "demo.json").read_text())
@@ -32,6 +35,7 @@ SUMMARY = re.compile(
 )
 
 pytestmark = pytest.mark.e2e
+WEBHOOK_SECRET = "demoHookSecretT6"
 
 
 def _conf(workdir: Path, vmid: int) -> dict[str, str]:
@@ -46,7 +50,9 @@ def _conf(workdir: Path, vmid: int) -> dict[str, str]:
     return values
 
 
-async def _run_demo_while_watching(broker: EmbeddedBroker, workdir: Path) -> tuple[str, list[bytes]]:
+async def _run_demo_while_watching(
+    broker: EmbeddedBroker, workdir: Path, notify_url: str
+) -> tuple[str, list[bytes]]:
     import nats
 
     raw_events: list[bytes] = []
@@ -56,9 +62,10 @@ async def _run_demo_while_watching(broker: EmbeddedBroker, workdir: Path) -> tup
         raw_events.append(msg.data)
 
     await watcher.subscribe(subjects.EVENTS_ALL, cb=collect)
-    env = {**os.environ, "NATS_URL": broker.url}
+    env = {**os.environ, "NATS_URL": broker.url, "LXC_AUTOSCALE_WEBHOOK_SECRET": WEBHOOK_SECRET}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cli.main", "demo", "--workdir", str(workdir), "--duration", "85",
+        "--notify-url", notify_url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=ROOT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), timeout=150)
@@ -87,7 +94,11 @@ async def test_the_demo_grows_busy_containers_shrinks_idle_ones_and_touches_noth
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     workdir = tmp_path / "demo"
-    output, raw_events = await _run_demo_while_watching(broker, workdir)
+    receiver = HttpEndpoint()  # the webhook receiver given to --notify-url
+    try:
+        output, raw_events = await _run_demo_while_watching(broker, workdir, f"{receiver.base}/notify")
+    finally:
+        receiver.stop()
 
     last_line = output.strip().splitlines()[-1]
     match = SUMMARY.match(last_line)
@@ -112,6 +123,15 @@ async def test_the_demo_grows_busy_containers_shrinks_idle_ones_and_touches_noth
 
     # Every applied event matches a change in the conf files, in order, and nothing else changed.
     events = await _replay_events(broker)
+
+    # --notify-url: one signed webhook per applied event, none twice, the secret in no log.
+    notified = [r.json()["event_ids"][0] for r in receiver.on("/notify")]
+    assert sorted(notified) == sorted(e.event_id for e in events if e.outcome == "applied")
+    for request in receiver.on("/notify"):
+        digest = hmac.new(WEBHOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+        assert request.headers["x-autoscale-signature"] == f"sha256={digest}"
+    assert "demo: notifications to http://127.0.0.1:" in output
+    assert WEBHOOK_SECRET not in (workdir / "logs" / "notifier.log").read_text() + output
     assert sum(e.outcome == "applied" for e in events) == applied
     for vmid, spec in initial.items():
         size = (spec["cores"], spec["memory_mb"])

@@ -1,0 +1,128 @@
+"""`lxc-autoscale notifier` and `lxc-autoscale notify-receiver` as processes, the way they
+are deployed: the notifier signs in as its own NATS user against the shipped
+configuration, is killed (SIGKILL) and started again, and never sends an event twice;
+its log lines name endpoints but hold no secret."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+import yaml
+
+from services.notifier.payloads import signature
+from shared.embedded_broker import free_port
+from tests.notifier_support import GOTIFY_TOKEN, KUMA_TOKEN, WEBHOOK_SECRET, publish, scale_event
+from tests.notify_endpoints import HttpEndpoint, eventually
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_notifier(config: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "LXC_AUTOSCALE_GOTIFY_TOKEN": GOTIFY_TOKEN,
+        "LXC_AUTOSCALE_UPTIME_KUMA_WEBHOOK": f"http://127.0.0.1:{free_port()}/api/push/{KUMA_TOKEN}",
+        "LXC_AUTOSCALE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "notifier", "--config", str(config), "--nats-url", url,
+             "--log-format", "json"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+
+
+def fresh(outcome: str, n: int) -> Any:
+    """An event of now: the real clock's notifier skips events older than a day."""
+    return scale_event(outcome, n, occurred_at=datetime.now(UTC))
+
+
+async def wait_for_consumers(admin: Any, count: int) -> None:
+    js = admin.jetstream()
+    for _ in range(400):
+        names = [c.name for c in await js.consumers_info("AUTOSCALE_EVENTS")]
+        if sum(n.startswith("notifier-") for n in names) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the notifier's consumers did not appear")
+
+
+async def test_a_killed_notifier_resumes_without_sending_anything_twice_and_logs_no_secret(
+    shipped_broker: Any, tmp_path: Path
+) -> None:
+    hook, gotify = HttpEndpoint(), HttpEndpoint(status=401)  # gotify refuses our token
+    config = tmp_path / "lxc_autoscale.yaml"
+    config.write_text(yaml.safe_dump({
+        "DEFAULT": {"gotify_url": gotify.base, "webhook_url": f"{hook.base}/hook"},
+        "NOTIFIER": {"backoff_initial_s": 0.05, "backoff_max_s": 0.1, "timeout_s": 2},
+    }))  # fmt: skip
+    log = tmp_path / "notifier.log"
+    url = shipped_broker.url_for("notifier")
+    admin = await nats.connect(shipped_broker.url)
+    process = start_notifier(config, url, log)
+    try:
+        await wait_for_consumers(admin, 3)
+        await publish(admin.jetstream(), *(fresh("applied", n) for n in range(1, 4)))
+        await eventually(lambda: len(hook.on("/hook")) == 3, 20, "three webhooks")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+        await publish(admin.jetstream(), *(fresh("failed", n) for n in range(4, 6)))
+        process = start_notifier(config, url, log)
+        await eventually(lambda: len(hook.on("/hook")) == 5, 20, "the two sent while it was down")
+        await asyncio.sleep(1.0)  # time for any repeat to show up
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        await admin.close()
+        hook.stop()
+        gotify.stop()
+
+    ids = [r.json()["event_ids"][0] for r in hook.on("/hook")]
+    assert len(ids) == len(set(ids)) == 5
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    sent = [x for x in lines if x.get("event") == "notification_sent"]
+    failed = [x for x in lines if x.get("event") == "notification_failed"]
+    assert {x["endpoint"] for x in sent} == {f"http://127.0.0.1:{hook.port}"}
+    assert {x["channel"] for x in failed} >= {"gotify", "uptime-kuma"}
+    assert any("HTTP 401" in x["error"] for x in failed if x["channel"] == "gotify")
+    for secret in (GOTIFY_TOKEN, KUMA_TOKEN, WEBHOOK_SECRET):
+        assert secret not in text
+
+
+def test_the_receiver_prints_each_notification_and_refuses_a_bad_signature(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "notify-receiver", "--port", str(port), "--secret", "k3y"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert b"listening on http://127.0.0.1:" in process.stdout.readline()
+        body = json.dumps({"title": "pve1/101 scale-up applied"}).encode()
+        with httpx.Client(trust_env=False) as client:
+            good = client.post(f"http://127.0.0.1:{port}/", content=body,
+                               headers={"X-Autoscale-Signature": signature("k3y", body)})  # fmt: skip
+            bad = client.post(f"http://127.0.0.1:{port}/", content=body,
+                              headers={"X-Autoscale-Signature": signature("other", body)})  # fmt: skip
+        assert (good.status_code, bad.status_code) == (200, 401)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert b"[valid] pve1/101 scale-up applied" in out and b"[INVALID]" in out
