@@ -42,6 +42,8 @@ POINTS: dict[str, str] = {
     "actuator.after-publish": "the event is in the events stream, the intent is not acked",
     "actuator.after-ack": "the intent is acknowledged and gone from the work queue",
     "decider.after-state-write": "the decider's state is written, its intents not published",
+    "notifier.after-send": "a notification's delivery has ended (sent or given up), not recorded",
+    "notifier.after-record": "the delivery is recorded, the event not acknowledged",
 }
 
 _armed: dict[str, Action] = {}

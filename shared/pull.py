@@ -16,6 +16,9 @@ async def fetch_until_stopped(
 
     Messages a cancelled fetch had already pulled are redelivered after the ack wait."""
     fetch = asyncio.ensure_future(subscription.fetch(batch=batch, timeout=timeout_s))
+    # Should this call itself be cancelled mid-wait, the fetch still ends on its own; its
+    # timeout must not surface later as a "never retrieved" error in some other place.
+    fetch.add_done_callback(_retrieve)
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -31,3 +34,8 @@ async def fetch_until_stopped(
     except nats.errors.TimeoutError:
         return []
     return messages
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -102,7 +102,7 @@ class RunningNotifier:
 
     async def stop(self) -> None:
         self.stop_event.set()
-        await asyncio.wait_for(self.task, 10)
+        await asyncio.wait_for(self.task, 30)
         await self.notifier.close()
         await self.nc.close()
 
@@ -118,7 +118,7 @@ async def start_notifier(url: str, config: AutoscaleConfig, clock: FakeClock) ->
     stop = asyncio.Event()
     task = asyncio.create_task(notifier.service.run(stop))
     for worker in notifier.service.workers:
-        for _ in range(250):
+        for _ in range(1500):  # 30 s at most
             try:
                 await js.consumer_info(subjects.EVENTS_STREAM, subjects.notifier_consumer(worker.channel))
                 break

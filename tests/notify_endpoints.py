@@ -150,7 +150,7 @@ class SmtpEndpoint:
         self.controller.stop()
 
 
-async def eventually(condition: Any, timeout_s: float = 10.0, what: str = "condition") -> None:
+async def eventually(condition: Any, timeout_s: float = 30.0, what: str = "condition") -> None:
     """Wait (without blocking the event loop the notifier runs in) until `condition()` holds."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

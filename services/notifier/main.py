@@ -7,11 +7,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from nats.js.errors import NotFoundError
 
 from services.notifier.wiring import build_notifier
+from shared import failpoints
 from shared.clock import SystemClock
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = start_service("notifier", args)
+    failpoints.arm_from_environment(os.environ)
     return asyncio.run(_serve(config))
 
 

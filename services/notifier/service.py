@@ -23,7 +23,7 @@ from services.notifier.messages import Notification, for_digest, for_event
 from services.notifier.records import DeliveryRecord, DeliveryStatus
 from services.notifier.selection import too_old, wanted
 from services.notifier.store import DeliveryStore
-from shared import subjects
+from shared import failpoints, subjects
 from shared.clock import Clock
 from shared.codec import CodecError, decode
 from shared.config import NotifierSettings
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 64
 RETRY_PAUSE_S = 0.5
+ACK_MARGIN_S = 5.0  # for recording and acknowledging after the last attempt
 
 
 def consumer_config(channel: str, settings: NotifierSettings) -> ConsumerConfig:
@@ -46,7 +47,7 @@ def consumer_config(channel: str, settings: NotifierSettings) -> ConsumerConfig:
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.NEW,  # a new channel starts now, not 30 days back
         filter_subject=subjects.EVENTS_ALL,
-        ack_wait=retry_budget + settings.digest_interval_s + 30,
+        ack_wait=retry_budget + settings.digest_interval_s + ACK_MARGIN_S,
         max_deliver=-1,  # an event is only ever given up with a record, never dropped
         max_ack_pending=max(1000, 2 * settings.digest_max_events),
     )
@@ -89,7 +90,7 @@ class ChannelWorker:
                     await self.flush()
             except Exception as exc:  # broker gone, consumer missing, KV unreachable
                 log.warning(
-                    "%s: %s; retrying", self.channel, exc,
+                    "%s: %s: %s; retrying", self.channel, type(exc).__name__, exc,
                     extra={"event": "notifier_retry", "channel": self.channel},
                 )  # fmt: skip
                 subscription = None
@@ -145,7 +146,9 @@ class ChannelWorker:
             return
         notification = for_event(event)
         result = await self.deliverer.deliver(notification, on_attempt=msg.in_progress)
+        await failpoints.reach("notifier.after-send")
         await self._finish([event], notification, result)
+        await failpoints.reach("notifier.after-record")
         await msg.ack()
 
     async def flush(self) -> None:
@@ -157,7 +160,9 @@ class ChannelWorker:
         if events:
             notification = for_digest(events)
             result = await self.deliverer.deliver(notification)
+            await failpoints.reach("notifier.after-send")
             await self._finish(events, notification, result)
+            await failpoints.reach("notifier.after-record")
         for _, msg in items:
             await msg.ack()
 

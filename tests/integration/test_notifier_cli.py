@@ -29,13 +29,19 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_notifier(config: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
+def secrets_env() -> dict[str, str]:
+    """The original's secret overrides, with an Uptime Kuma push URL where nothing listens."""
+    return {
         "LXC_AUTOSCALE_GOTIFY_TOKEN": GOTIFY_TOKEN,
         "LXC_AUTOSCALE_UPTIME_KUMA_WEBHOOK": f"http://127.0.0.1:{free_port()}/api/push/{KUMA_TOKEN}",
         "LXC_AUTOSCALE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
+
+
+def start_notifier(
+    config: Path, url: str, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **(extra_env or {})}
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "cli.main", "notifier", "--config", str(config), "--nats-url", url,
@@ -71,17 +77,17 @@ async def test_a_killed_notifier_resumes_without_sending_anything_twice_and_logs
     log = tmp_path / "notifier.log"
     url = shipped_broker.url_for("notifier")
     admin = await nats.connect(shipped_broker.url)
-    process = start_notifier(config, url, log)
+    process = start_notifier(config, url, log, secrets_env())
     try:
         await wait_for_consumers(admin, 3)
         await publish(admin.jetstream(), *(fresh("applied", n) for n in range(1, 4)))
-        await eventually(lambda: len(hook.on("/hook")) == 3, 20, "three webhooks")
+        await eventually(lambda: len(hook.on("/hook")) == 3, 40, "three webhooks")
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
         await publish(admin.jetstream(), *(fresh("failed", n) for n in range(4, 6)))
-        process = start_notifier(config, url, log)
-        await eventually(lambda: len(hook.on("/hook")) == 5, 20, "the two sent while it was down")
+        process = start_notifier(config, url, log, secrets_env())
+        await eventually(lambda: len(hook.on("/hook")) == 5, 40, "the two sent while it was down")
         await asyncio.sleep(1.0)  # time for any repeat to show up
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
@@ -103,6 +109,58 @@ async def test_a_killed_notifier_resumes_without_sending_anything_twice_and_logs
     assert any("HTTP 401" in x["error"] for x in failed if x["channel"] == "gotify")
     for secret in (GOTIFY_TOKEN, KUMA_TOKEN, WEBHOOK_SECRET):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "copies"),
+    [
+        # Recorded, not acknowledged: the redelivered event is recognised and not sent.
+        pytest.param("notifier.after-record", 1, id="killed-between-record-and-ack"),
+        # Sent, not recorded: the documented window, sent once more, recognisably the same.
+        pytest.param("notifier.after-send", 2, id="killed-between-send-and-record"),
+    ],
+)
+async def test_a_crash_around_the_delivery_record(
+    shipped_broker: Any, tmp_path: Path, failpoint: str, copies: int
+) -> None:
+    hook = HttpEndpoint()
+    config = tmp_path / "lxc_autoscale.yaml"
+    # A short retry budget keeps the ack deadline (and so the redelivery) a few seconds away.
+    config.write_text(yaml.safe_dump({
+        "DEFAULT": {"webhook_url": f"{hook.base}/hook"},
+        "NOTIFIER": {"max_attempts": 1, "timeout_s": 1, "backoff_max_s": 0.1},
+    }))  # fmt: skip
+    log, url = tmp_path / "notifier.log", shipped_broker.url_for("notifier")
+    admin = await nats.connect(shipped_broker.url)
+    js = admin.jetstream()
+    process = start_notifier(config, url, log, {"AUTOSCALE_FAILPOINTS": f"{failpoint}=kill"})
+    try:
+        await wait_for_consumers(admin, 1)
+        await publish(js, fresh("failed", 1))
+        await eventually(lambda: process.poll() is not None, 40, "the failpoint's SIGKILL")
+        assert process.returncode == -signal.SIGKILL and len(hook.on("/hook")) == 1
+
+        process = start_notifier(config, url, log)
+
+        async def settled() -> bool:
+            info = await js.consumer_info("AUTOSCALE_EVENTS", "notifier-webhook")
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        for _ in range(600):  # the redelivery comes after the ack deadline (about 6 s)
+            if await settled():
+                break
+            await asyncio.sleep(0.05)
+        assert await settled()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        await admin.close()
+        hook.stop()
+    requests = hook.on("/hook")
+    assert len(requests) == copies
+    assert len({r.headers["x-autoscale-delivery"] for r in requests}) == 1
 
 
 def test_the_receiver_prints_each_notification_and_refuses_a_bad_signature(tmp_path: Path) -> None:
