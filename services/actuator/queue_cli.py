@@ -5,7 +5,8 @@ actuator, no one to report it): it waits in the work queue until it is older tha
 stream's max age. This command is what an operator (or a cron job, a monitor) sees: one
 line per node with queued intents, and exit status 1 when a node's intents have not been
 taken for longer than `--older-than` — no `actuator-<node>` consumer, or one that nobody
-pulls from.
+pulls from — or when intents were delivered `max_deliver` times without an ack (the
+server will not deliver them again; only broker trouble on every try gets there).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class NodeQueue:
     queued: int  # intents in the work queue for this node
     consumer: bool  # an actuator-<node> consumer exists
     undelivered: int  # intents no actuator has fetched yet
+    in_flight: int  # fetched, not acknowledged yet
     last_active: datetime | None  # the consumer's last delivery
 
     def stranded(self, now: datetime, older_than: timedelta) -> str:
@@ -37,6 +39,9 @@ class NodeQueue:
             return ""
         if not self.consumer:
             return f"no actuator: consumer {subjects.actuator_consumer(self.node)} does not exist"
+        given_up = self.queued - self.undelivered - self.in_flight
+        if given_up > 0:  # delivered max_deliver times, never acked: the server stopped trying
+            return f"{given_up} intent(s) reached max_deliver and will not be delivered again"
         idle = self.last_active is None or now - self.last_active > older_than
         if self.undelivered and idle:
             since = "never" if self.last_active is None else self.last_active.isoformat(timespec="seconds")
@@ -88,6 +93,7 @@ async def node_queues(js: Any) -> list[NodeQueue]:
                 queued=counts[subjects.intents_subject(node)],
                 consumer=consumer is not None,
                 undelivered=consumer.num_pending if consumer is not None else 0,
+                in_flight=consumer.num_ack_pending if consumer is not None else 0,
                 last_active=consumer.delivered.last_active if consumer is not None else None,
             )
         )

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from actuator_harness import EventReader, intent, publish_intent, running_actuator, setup_node, sim_node
+from nats.js.api import AckPolicy, ConsumerConfig
 
+from shared import subjects
 from shared.config import ActuatorSettings
 from shared.embedded_broker import EmbeddedBroker
 
@@ -57,3 +59,22 @@ async def test_a_node_whose_consumer_nobody_pulls_from_is_reported(
     assert done.returncode == 1, done.stderr
     expected = "pve2: 1 intent(s) queued - no actuator is pulling: 1 undelivered, last delivery never"
     assert expected in done.stdout
+
+
+async def test_an_intent_that_reached_max_deliver_is_reported(
+    nc: Any, broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    js = nc.jetstream()
+    consumer = ConsumerConfig(
+        durable_name="actuator-pve4", filter_subject="autoscale.intents.pve4",
+        ack_policy=AckPolicy.EXPLICIT, ack_wait=1.0, max_deliver=1,
+    )  # fmt: skip
+    await js.add_consumer(subjects.INTENTS_STREAM, consumer)
+    await publish_intent(js, intent(101, node="pve4"))
+    subscription = await js.pull_subscribe_bind("actuator-pve4", stream=subjects.INTENTS_STREAM)
+    [taken] = await subscription.fetch(1, timeout=5)  # never acked: as if every try hit broker trouble
+    await asyncio.sleep(1.5)  # past ack_wait: with max_deliver 1 the server gives up
+    done = await queue(broker, tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "pve4: 1 intent(s) queued - 1 intent(s) reached max_deliver" in done.stdout
+    assert taken.subject == "autoscale.intents.pve4"
