@@ -31,10 +31,10 @@ import nats  # noqa: E402
 
 from services.actuator.commands import HostLimits, argv, read_config  # noqa: E402
 from services.actuator.executors.local import LocalExecutor  # noqa: E402
-from services.actuator.wiring import build_actuator  # noqa: E402
+from services.actuator.wiring import build_actuator, node_consumer  # noqa: E402
 from shared import subjects  # noqa: E402
 from shared.codec import decode, encode  # noqa: E402
-from shared.config import ActuatorSettings  # noqa: E402
+from shared.config import ActuatorSettings, parse_config  # noqa: E402
 from shared.embedded_broker import embedded_broker  # noqa: E402
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
@@ -68,10 +68,13 @@ async def one_run(containers: int, rounds: int, sequential: int = 20) -> dict[st
                          host_memory_mb=HOST.memory_mb, containers=specs)  # fmt: skip
         nc = await nats.connect(broker.url)
         js = nc.jetstream()
-        await provision(js)
         settings = ActuatorSettings(pct_path=str(sim.pct_path), root=str(sim.root), command_timeout_s=10)
+        # What `lxc-autoscale setup --node pve1` does: services only check what setup made.
+        await provision(js, consumers=[(subjects.INTENTS_STREAM, node_consumer(settings, "pve1"))])
+        # The chains grow cores up to 1 + rounds: the tier bounds must allow that.
+        tiers = parse_config({"DEFAULT": {"max_cores": HOST.cores}}, env={})
         actuator = await build_actuator(
-            nc=nc, node="pve1", settings=settings, executor=LocalExecutor(), limits=HOST
+            nc=nc, node="pve1", settings=settings, executor=LocalExecutor(), limits=HOST, tiers=tiers
         )
         published: dict[str, float] = {}
         seen: dict[str, float] = {}
