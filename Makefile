@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/decider_throughput.py
 	$(BIN)/python bench/actuator.py
 	$(BIN)/python bench/api_client.py
+	$(BIN)/python bench/console.py
 
 # The docker tier: a private Docker engine, the compose stack, deciders scaled 1->3->1.
 test-docker: $(STAMP)

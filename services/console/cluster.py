@@ -54,6 +54,7 @@ class Cluster:
     in_flight: set[str] = field(default_factory=set)  # actuator journal keys not yet settled
     backups: set[str] = field(default_factory=set)  # `<node>.<vmid>` with a saved original size
     events: deque[ScaleEvent] = field(default_factory=deque)
+    version: int = 0  # bumped on every change: the web layer's cached bodies check it
     _explained: dict[str, _Explained] = field(default_factory=dict)
 
     # ------------------------------------------------------------ fed by the follower
@@ -64,6 +65,7 @@ class Cluster:
             return  # a late redelivery never replaces a newer view
         self.samples[sample.node] = sample
         self._explained.pop(sample.node, None)
+        self.version += 1
 
     def set_state(self, node: str, vmid: int, raw: bytes | None) -> None:
         node_states = self.states.setdefault(node, {})
@@ -72,6 +74,7 @@ class Cluster:
         else:
             node_states.pop(vmid, None)
         self._explained.pop(node, None)
+        self.version += 1
 
     def set_pause(self, key: str, raw: bytes | None) -> None:
         if raw:
@@ -79,11 +82,21 @@ class Cluster:
         else:
             self.pauses.pop(key, None)
         self._explained.clear()
+        self.version += 1
+
+    def set_in_flight(self, key: str, in_flight: bool) -> None:
+        (self.in_flight.add if in_flight else self.in_flight.discard)(key)
+        self.version += 1
+
+    def set_backup(self, key: str, saved: bool) -> None:
+        (self.backups.add if saved else self.backups.discard)(key)
+        self.version += 1
 
     def add_event(self, event: ScaleEvent) -> None:
         self.events.append(event)
         while len(self.events) > self.events_kept:
             self.events.popleft()
+        self.version += 1
 
     # ------------------------------------------------------------ asked by the API
 

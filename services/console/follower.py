@@ -46,11 +46,11 @@ class Follower:
         await self._follow_bucket(subjects.ACTUATOR_BUCKET, self._on_journal)
         await self._follow_bucket(subjects.BACKUP_BUCKET, self._on_backup)
         self._subs.append(await self._js.subscribe(
-            subjects.METRICS_ALL, cb=self._on_sample, ordered_consumer=True,
+            subjects.METRICS_ALL, stream=subjects.METRICS_STREAM, cb=self._on_sample, ordered_consumer=True,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         ))  # fmt: skip
         self._subs.append(await self._js.subscribe(
-            subjects.EVENTS_ALL, cb=self._on_event, ordered_consumer=True,
+            subjects.EVENTS_ALL, stream=subjects.EVENTS_STREAM, cb=self._on_event, ordered_consumer=True,
             config=await self._recent_events(events_replayed),
         ))  # fmt: skip
         self._tasks.append(asyncio.create_task(self._announce_changes()))
@@ -113,16 +113,12 @@ class Follower:
 
     def _on_journal(self, key: str, raw: bytes | None) -> None:
         # An entry without `settled` is an intent the actuator has started and not finished.
-        if raw and b'"settled"' not in raw:
-            self._cluster.in_flight.add(key)
-        else:
-            self._cluster.in_flight.discard(key)
+        # Keys start with `<node>.<vmid>` (a per-intent suffix may follow).
+        container = ".".join(key.split(".")[:2])
+        self._cluster.set_in_flight(container, bool(raw) and b'"settled"' not in (raw or b""))
 
     def _on_backup(self, key: str, raw: bytes | None) -> None:
-        if raw:
-            self._cluster.backups.add(key)
-        else:
-            self._cluster.backups.discard(key)
+        self._cluster.set_backup(key, bool(raw))
 
     async def _on_sample(self, msg: Any) -> None:
         try:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from shared.validation import check_node_name, check_vmid
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_EVENTS = 1000
 KEEPALIVE_S = 15.0
+MAX_CACHED_BODIES = 1024  # distinct node/vmid filters kept; cleared beyond
 _HTML_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,6 +43,24 @@ def reply(value: Any, status: int = 200) -> web.Response:
 
 
 @dataclass
+class BodyCache:
+    """Serialized answers of the read API, reused while the cluster has not changed and
+    for at most `max_age_s` (ages and timers move with the clock). A page polled by many
+    operators then costs one policy run and one serialization per change."""
+
+    max_age_s: float = 1.0
+    entries: dict[str, tuple[int, float, bytes]] = field(default_factory=dict)
+
+    def get(self, key: str, version: int, now: float, build: Callable[[], Any]) -> web.Response:
+        cached = self.entries.get(key)
+        if cached is None or cached[0] != version or now - cached[1] >= self.max_age_s:
+            if len(self.entries) > MAX_CACHED_BODIES:
+                self.entries.clear()
+            cached = self.entries[key] = (version, now, dumps(build()).encode())
+        return web.Response(body=cached[2], content_type="application/json")
+
+
+@dataclass
 class ConsoleApp:
     cluster: Cluster
     hub: Hub
@@ -50,6 +69,7 @@ class ConsoleApp:
     token: Token
     js: Any
     clock: Clock
+    bodies: BodyCache = field(default_factory=BodyCache)
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[_errors])
@@ -111,13 +131,19 @@ class ConsoleApp:
         })  # fmt: skip
 
     async def nodes(self, request: web.Request) -> web.Response:
-        return reply(self.cluster.nodes(self.clock.now()))
+        now = self.clock.now()
+        build = lambda: self.cluster.nodes(now)  # noqa: E731
+        return self.bodies.get("nodes", self.cluster.version, now.timestamp(), build)
 
     async def containers(self, request: web.Request) -> web.Response:
         query = request.query
         node = _node(query["node"]) if "node" in query else None
         vmid = _vmid(query["vmid"]) if "vmid" in query else None
-        return reply(self.cluster.containers(self.clock.now(), node=node, vmid=vmid))
+        now = self.clock.now()
+        return self.bodies.get(
+            f"containers?{node}&{vmid}", self.cluster.version, now.timestamp(),
+            lambda: self.cluster.containers(now, node=node, vmid=vmid),
+        )  # fmt: skip
 
     async def container(self, request: web.Request) -> web.Response:
         node, vmid = _node(request.match_info["node"]), _vmid(request.match_info["vmid"])
