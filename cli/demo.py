@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run the notifier and send every event to this webhook "
         "(e.g. http://127.0.0.1:8099/ from `lxc-autoscale notify-receiver`)",
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="give every service a /metrics port and print it"
+    )
 
 
 @dataclass
@@ -163,13 +166,14 @@ class Demo:
             "workload",
             ["simnode.workload", "--root", str(node_root), "--profile", str(self.args.scenario)],
         )
-        self.group.start("actuator", ["cli.main", "actuator", *common])
+        self.group.start("actuator", ["cli.main", "actuator", *common, *self._metrics("actuator")])
         for replica in range(self.args.deciders):
+            name = f"decider-{replica + 1}"
             self.group.start(
-                f"decider-{replica + 1}",
-                ["cli.main", "decider", *common, "--replica-id", f"demo-{replica + 1}"],
+                name,
+                ["cli.main", "decider", *common, "--replica-id", f"demo-{replica + 1}", *self._metrics(name)],
             )
-        self.group.start("collector", ["cli.main", "collector", *common])
+        self.group.start("collector", ["cli.main", "collector", *common, *self._metrics("collector")])
         requested = self.args.console_port
         port = requested if requested and port_is_free(requested) else free_port()
         self.group.start("console", ["cli.main", "console", *common, "--port", str(port)])
@@ -192,6 +196,14 @@ class Demo:
                 break
             await asyncio.sleep(0.05)
         print(f"demo: notifications to {display(self.args.notify_url)}", flush=True)
+
+    def _metrics(self, name: str) -> list[str]:
+        """With --metrics, each service serves /metrics, /healthz and /readyz on its own port."""
+        if not self.args.metrics:
+            return []
+        port = free_port()
+        print(f"demo: metrics {name} http://127.0.0.1:{port}/metrics", flush=True)
+        return ["--metrics-port", str(port)]
 
     async def watch(self, url: str, config_path: Path) -> int:
         import nats

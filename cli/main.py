@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from shared.config import ConfigError
+from shared.observability import (
+    CONSUMER_BOUND,
+    FOLLOWING,
+    NATS_CONNECTED,
+    PROVISIONING_VERIFIED,
+    READINESS,
+    start_health_server,
+)
 
 # subcommand -> (module, help); the module provides add_arguments() and run().
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,6 +43,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Long-running services: each serves /metrics, /healthz and /readyz on --metrics-port, and
+# /readyz waits for these checks (marked by shared code and the services, see
+# shared/observability.py).
+METRICS_PORT_VARIABLE = "LXC_AUTOSCALE_METRICS_PORT"
+READY_CHECKS: dict[str, tuple[str, ...]] = {
+    "collector": (NATS_CONNECTED, PROVISIONING_VERIFIED),
+    "decider": (NATS_CONNECTED, PROVISIONING_VERIFIED, CONSUMER_BOUND),
+    "actuator": (NATS_CONNECTED, PROVISIONING_VERIFIED, CONSUMER_BOUND),
+    "notifier": (NATS_CONNECTED,),
+    "console": (NATS_CONNECTED, FOLLOWING),
+}
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lxc-autoscale",
@@ -44,7 +66,35 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if name == selected:
             importlib.import_module(module_name).add_arguments(command)
+            if name in READY_CHECKS:
+                _add_metrics_arguments(command, per_container=name == "actuator")
     return parser
+
+
+def _add_metrics_arguments(parser: argparse.ArgumentParser, *, per_container: bool) -> None:
+    default = os.environ.get(METRICS_PORT_VARIABLE)
+    parser.add_argument(
+        "--metrics-port", type=int, default=int(default) if default else None,
+        help=f"serve /metrics, /healthz and /readyz on this port (default: ${METRICS_PORT_VARIABLE}; off)",
+    )  # fmt: skip
+    parser.add_argument("--metrics-listen", default="127.0.0.1", help="address for --metrics-port")
+    if per_container:
+        parser.add_argument(
+            "--metrics-per-container", action="store_true",
+            help="also count outcomes per container (a vmid label: one series per container)",
+        )  # fmt: skip
+
+
+def _start_metrics(command: str, args: argparse.Namespace) -> None:
+    if command not in READY_CHECKS:
+        return
+    READINESS.expect(READY_CHECKS[command])
+    if getattr(args, "metrics_per_container", False):
+        from services.actuator.metrics import enable_per_container
+
+        enable_per_container()
+    if args.metrics_port is not None:
+        start_health_server(args.metrics_listen, args.metrics_port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(selected if selected in COMMANDS else None)
     args = parser.parse_args(args_list)
     module = importlib.import_module(COMMANDS[args.command][0])
+    _start_metrics(args.command, args)
     try:
         result: int = module.run(args)
     except ConfigError as exc:  # every problem of the file, environment and flags at once

@@ -165,6 +165,15 @@ class ScaleIntent(WireModel):
             raise ValueError("expires_at must be after created_at")
         return self
 
+    @property
+    def direction(self) -> Literal["scale-up", "scale-down", "resize", "no-change"]:
+        before, after = self.expected, self.target
+        up = after.cores > before.cores or after.memory_mb > before.memory_mb
+        down = after.cores < before.cores or after.memory_mb < before.memory_mb
+        if up and down:
+            return "resize"
+        return "scale-up" if up else "scale-down" if down else "no-change"
+
     @classmethod
     def build(
         cls,

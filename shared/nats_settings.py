@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from shared.observability import NATS_CONNECTED, READINESS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -125,16 +127,20 @@ async def connect(settings: NatsSettings, *, service: str) -> Any:
         log.warning("nats error: %s", exc, extra={"event": "nats_error"})
 
     async def on_disconnect() -> None:
+        READINESS.mark(NATS_CONNECTED, False)
         log.warning("disconnected from NATS, reconnecting", extra={"event": "nats_disconnected"})
 
     async def on_reconnect() -> None:
+        READINESS.mark(NATS_CONNECTED, True)
         log.info("reconnected to NATS", extra={"event": "nats_reconnected"})
 
     options = settings.connect_options()
     options["name"] = f"{settings.name}-{service}"
-    return await nats.connect(
+    nc = await nats.connect(
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         **options,
     )
+    READINESS.mark(NATS_CONNECTED, True)
+    return nc

@@ -26,6 +26,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared import subjects
+from shared.observability import PROVISIONING_VERIFIED, READINESS
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ async def verify(
         )
     if problems:
         raise NotProvisionedError(f"{service} cannot start: {'; '.join(problems)}. To fix: {SETUP_HINT}")
+    READINESS.mark(PROVISIONING_VERIFIED, True)
 
 
 # The settings a service relies on; limits an operator may tune (sizes, replicas) are not checked.

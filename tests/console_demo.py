@@ -49,6 +49,7 @@ class ConsoleDemo:
     url: str
     process: subprocess.Popen[bytes]
     output: Path
+    metrics: dict[str, str] = field(default_factory=dict)  # service -> its /metrics address
     seen: list[tuple[int, str, str]] = field(default_factory=list)  # (vmid, verdict, reason)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -93,6 +94,27 @@ class ConsoleDemo:
             self._stop.wait(0.2)
 
 
+def scrape(url: str) -> dict[str, float]:
+    """One /metrics page as {'name{labels}': value} (Prometheus text format)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def families(url: str) -> set[str]:
+    """The metric families a /metrics page declares (its `# TYPE` lines)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    # A counter's family is declared with or without `_total` depending on whether it has samples yet.
+    declared = (line.split()[2] for line in text.splitlines() if line.startswith("# TYPE "))
+    return {name.removesuffix("_total") for name in declared}
+
+
 def nats_call(url: str, action: Callable[[Any], Any]) -> Any:
     async def run() -> Any:
         import nats
@@ -132,12 +154,13 @@ def run_console_demo(workdir: Path) -> Iterator[ConsoleDemo]:
     with output.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "demo", "--forever", "--workdir", str(workdir / "demo"),
-             "--console-port", "0"],
+             "--console-port", "0", "--metrics"],
             stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip
     try:
         url = _console_url(output, process)
-        demo = ConsoleDemo(broker=broker, url=url, process=process, output=output)
+        metrics = dict(re.findall(r"demo: metrics (\S+) (http://\S+/metrics)", output.read_text()))
+        demo = ConsoleDemo(broker=broker, url=url, process=process, output=output, metrics=metrics)
         demo.wait_for("the console to answer", lambda: _answers(demo))
         poller = threading.Thread(target=demo.poll_verdicts, daemon=True)
         poller.start()

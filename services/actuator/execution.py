@@ -15,6 +15,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from services.actuator import metrics
 from services.actuator.executors.base import Executor
 from services.actuator.result import CommandResult
 from services.actuator.retry import Classification, RetryPolicy, classify
@@ -60,6 +61,7 @@ async def retry_attempts(
     async def before_sleep(state: RetryCallState) -> None:
         result: CommandResult = state.outcome.result() if state.outcome else CommandResult(None)
         verdict = classify(result)
+        metrics.RETRIES.labels(label).inc()
         log.warning(
             "transient failure, retrying",
             extra={
@@ -89,7 +91,8 @@ async def retry_attempts(
     async def counted() -> CommandResult:
         nonlocal attempts
         attempts += 1
-        return await attempt()
+        with metrics.COMMAND_SECONDS.labels(label).time():
+            return await attempt()
 
     result: CommandResult = await retrying(counted)
     return Attempted(result=result, classification=classify(result), attempts=attempts)

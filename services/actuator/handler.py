@@ -19,6 +19,7 @@ from typing import Any
 import nats.errors
 from nats.js.errors import Error as JetStreamError
 
+from services.actuator import metrics
 from services.actuator.applier import Applier
 from services.actuator.event_builder import build_event
 from services.actuator.plan import Publish
@@ -80,6 +81,7 @@ class IntentHandler:
         event = step.event if isinstance(step, Publish) else None
         self.counts[event.outcome if event is not None else "republished"] += 1
         if event is not None:
+            metrics.count_outcome(event.node, event.vmid, event.outcome, event.detail)
             _log_event(event)
 
     def _internal_error(self, intent: ScaleIntent, exc: Exception) -> ScaleEvent:

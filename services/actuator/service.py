@@ -13,6 +13,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from services.actuator.handler import IntentHandler
 from services.actuator.retry import ConsumerTiming
 from shared import subjects
+from shared.observability import CONSUMER_BOUND, READINESS
 from shared.pull import fetch_until_stopped
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class ActuatorService:
             self._subscription = await self.js.pull_subscribe_bind(
                 subjects.actuator_consumer(self.node), stream=subjects.INTENTS_STREAM
             )
+            READINESS.mark(CONSUMER_BOUND, True)
             return True
         except Exception as exc:
             log.warning("cannot bind the consumer yet", extra={"event": "bind_failed", "error": str(exc)})

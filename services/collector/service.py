@@ -16,6 +16,7 @@ from typing import Any
 from nats.errors import Error as NatsError
 from nats.js.errors import NoStreamResponseError
 
+from services.collector import metrics
 from services.collector.cycle import Collector, CycleResult
 from services.collector.outage import OutageTracker
 from services.collector.sources.base import SourceError
@@ -90,14 +91,17 @@ class CollectorService:
             result = await asyncio.to_thread(self.collector.collect, self.clock.now(), self.clock.monotonic())
         except SourceError as exc:
             self.failed_cycles += 1
+            metrics.CYCLES_FAILED.labels(self.collector.node).inc()
             if str(exc) != self._last_source_error:  # once per distinct problem, not every cycle
                 log.error("cannot read the node: %s", exc, extra={"event": "source_failed"})
                 self._last_source_error = str(exc)
             return None
         except Exception:  # a bug must not stop the collector; it is logged with its trace
             self.failed_cycles += 1
+            metrics.CYCLES_FAILED.labels(self.collector.node).inc()
             log.exception("collection cycle failed", extra={"event": "cycle_failed"})
             return None
+        metrics.CYCLE_SECONDS.labels(self.collector.node).observe(self.clock.monotonic() - started)
         if self._last_source_error is not None:
             log.info("node readable again", extra={"event": "source_recovered"})
             self._last_source_error = None
@@ -145,6 +149,7 @@ class CollectorService:
             self._drop(type(exc).__name__)
             return False
         self._stream_missing = False
+        metrics.SAMPLES_PUBLISHED.labels(self.collector.node).inc()
         lost = self.outage.record_publish()
         if lost is not None:
             log.info(
@@ -155,6 +160,7 @@ class CollectorService:
         return True
 
     def _drop(self, why: str) -> None:
+        metrics.SAMPLES_DROPPED.labels(self.collector.node, why).inc()
         if self.outage.record_drop():
             log.warning(
                 "cannot publish samples (%s); dropping them until the broker is back",

@@ -19,6 +19,7 @@ from services.console.hub import Hub, Update
 from shared import subjects
 from shared.codec import CodecError, decode
 from shared.models import NodeSample, ScaleEvent
+from shared.observability import FOLLOWING, READINESS
 from shared.validation import sanitize
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,11 @@ class Follower:
         ))  # fmt: skip
         self._tasks.append(asyncio.create_task(self._announce_changes()))
         self.ready = True
+        READINESS.mark(FOLLOWING, True)
 
     async def stop(self) -> None:
         self.ready = False
+        READINESS.mark(FOLLOWING, False)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

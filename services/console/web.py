@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from services.console import metrics as console_metrics
 from services.console.cluster import Cluster, EventFilter
 from services.console.control import Control, ControlError, Token
 from services.console.follower import Follower
@@ -78,6 +80,7 @@ class ConsoleApp:
         get("/static/{name}", self.static)
         get("/healthz", self.healthz)
         get("/readyz", self.readyz)
+        get("/metrics", self.metrics)
         get("/api/v1", self.index)
         get("/api/v1/nodes", self.nodes)
         get("/api/v1/containers", self.containers)
@@ -173,6 +176,19 @@ class ConsoleApp:
     async def healthz(self, request: web.Request) -> web.Response:
         return reply({"alive": True})
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text format; consumer lag and sample ages are read at each scrape."""
+        now = self.clock.now()
+        for row in await self._consumers():
+            names = (row["stream"], row["consumer"])
+            console_metrics.CONSUMER_PENDING.labels(*names).set(row["lag"])
+            console_metrics.CONSUMER_ACK_PENDING.labels(*names).set(row["ack_pending"])
+        for node, sample in self.cluster.samples.items():
+            console_metrics.SAMPLE_AGE.labels(node).set((now - sample.taken_at).total_seconds())
+        response = web.Response(body=generate_latest(REGISTRY))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
     async def readyz(self, request: web.Request) -> web.Response:
         ready = self.follower.ready and self.js._nc.is_connected
         return reply({"ready": ready}, status=200 if ready else 503)
@@ -195,14 +211,16 @@ class ConsoleApp:
 
     def _controlled(self, action: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
-            self.token.check(request.headers.get("Authorization"))
+            name = request.path.rsplit("/", 1)[-1]
             try:
-                body = await request.json()
-            except ValueError:
-                raise ControlError(400, "the body must be a JSON object") from None
-            if not isinstance(body, dict):
-                raise ControlError(400, "the body must be a JSON object")
-            return reply(await action(body))
+                self.token.check(request.headers.get("Authorization"))
+                body = await _json_object(request)
+                response = reply(await action(body))
+            except ControlError as exc:
+                console_metrics.CONTROL_REQUESTS.labels(name, str(exc.status)).inc()
+                raise
+            console_metrics.CONTROL_REQUESTS.labels(name, str(response.status)).inc()
+            return response
 
         return handler
 
@@ -232,6 +250,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except ValueError as exc:
         return reply({"error": str(exc)}, status=400)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ControlError(400, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ControlError(400, "the body must be a JSON object")
+    return body
 
 
 def _node(text: str) -> str:

@@ -104,22 +104,14 @@ def _verdict(
     if pending is not None:
         return "pending", pending, f"waiting for the actuator: {pending.reason.summary}"
     if intent is not None:
-        return _direction(intent), intent, intent.reason.summary
+        direction = intent.direction
+        return ("none" if direction == "no-change" else direction), intent, intent.reason.summary
     if note:
         return "hold", None, note
     held = _held_by_window(state)
     if held:
         return "hold", None, held
     return "none", None, _quiet_reason(reading, policy)
-
-
-def _direction(intent: ScaleIntent) -> Verdict:
-    before, after = intent.expected, intent.target
-    ups = after.cores > before.cores or after.memory_mb > before.memory_mb
-    downs = after.cores < before.cores or after.memory_mb < before.memory_mb
-    if ups and downs:
-        return "resize"
-    return "scale-up" if ups else "scale-down"
 
 
 def _held_by_window(state: ContainerState | None) -> str | None:

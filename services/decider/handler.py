@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.decider import metrics
 from services.decider.policy import Decision, decide
 from services.decider.policy_source import PolicySource
 from services.decider.state_store import StateStore
@@ -81,6 +82,7 @@ class SampleHandler:
             return decode(msg.data, NodeSample)
         except CodecError as exc:
             self.counters.invalid += 1
+            metrics.SAMPLES_INVALID.inc()
             log.warning("invalid sample set aside: %s", sanitize(exc, 500),
                         extra={"event": "sample_invalid", "subject": sanitize(msg.subject, 200)})  # fmt: skip
             await msg.term()
@@ -88,6 +90,7 @@ class SampleHandler:
 
     async def _decide_sample(self, msg: Any, sample: NodeSample) -> Sequence[ScaleIntent] | None:
         self.counters.samples += 1
+        metrics.SAMPLES.labels(sample.node).inc()
         decision = await self._decide_with_state(sample)
         if decision is None:
             self.counters.retried += 1
@@ -96,17 +99,20 @@ class SampleHandler:
         await failpoints.reach("decider.after-state-write")
         if decision.ignored:
             self.counters.stale += 1
+            metrics.SAMPLES_IGNORED.labels(sample.node).inc()
             log.info("sample %s ignored: %s", sample.sample_id, decision.ignored,
                      extra={"event": "sample_ignored", "node": sample.node})  # fmt: skip
         else:
             self.counters.decisions += len(sample.containers)
+            metrics.DECISIONS.labels(sample.node).inc(len(sample.containers))
         return decision.intents
 
     async def _decide_with_state(self, sample: NodeSample) -> Decision | None:
         for _ in range(MAX_STATE_ATTEMPTS):
-            decision = decide(
-                sample, self._policy.view, self._store.states_for(sample.node), self._clock.now()
-            )
+            with metrics.DECIDE_SECONDS.labels(sample.node).time():
+                decision = decide(
+                    sample, self._policy.view, self._store.states_for(sample.node), self._clock.now()
+                )
             if not decision.state_changes:
                 return decision
             conflicts = await self._store.write(sample.node, decision.state_changes)
@@ -114,6 +120,7 @@ class SampleHandler:
                 return decision
             # Another replica wrote first: read what it wrote and decide those containers again.
             self.counters.conflicts += len(conflicts)
+            metrics.STATE_CONFLICTS.labels(sample.node).inc(len(conflicts))
             await self._store.refresh(sample.node, conflicts)
         log.warning("state of %s kept changing under us; sample left for redelivery", sample.sample_id,
                     extra={"event": "state_contended", "node": sample.node})  # fmt: skip
@@ -138,6 +145,7 @@ class SampleHandler:
             return
         for intent in intents:
             self.counters.intents += 1
+            metrics.INTENTS.labels(intent.node, intent.direction, intent.reason.rule).inc()
             log.info("%s", intent.reason.summary, extra={
                 "event": "intent", "node": intent.node, "vmid": intent.vmid,
                 "intent_id": intent.intent_id, "dry_run": intent.dry_run,

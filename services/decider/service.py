@@ -23,6 +23,7 @@ from shared import subjects
 from shared.clock import Clock, SystemClock
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
+from shared.observability import CONSUMER_BOUND, READINESS
 from shared.provisioning import StreamSettings, decider_consumer_config, verify
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,11 @@ class DeciderService:
             await self.handler.handle_batch(messages)
 
     async def _subscribe(self, js: Any) -> Any:
-        return await js.pull_subscribe_bind(
+        subscription = await js.pull_subscribe_bind(
             consumer=subjects.DECIDER_CONSUMER, stream=subjects.METRICS_STREAM
         )
+        READINESS.mark(CONSUMER_BOUND, True)
+        return subscription
 
     async def _recover(self, js: Any, store: StateStore, subscription: Any) -> Any:
         with contextlib.suppress(Exception):

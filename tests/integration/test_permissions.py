@@ -29,6 +29,7 @@ SERVICE_USERS = {
     "actuator-pve1": ("actuator", "pve1"),
     "observer": ("observer", None),
     "notifier": ("notifier", None),
+    "console": ("console", None),
 }
 REFUSED_WITHIN_S = 1.0  # a refused JetStream API request gets no answer: it times out
 
@@ -268,6 +269,13 @@ async def test_each_service_user_can_do_its_job_through_jetstream(users: dict[st
         ("observer", "autoscale.events.pve1.101"),
         ("observer", "autoscale.intents.pve1"),
         ("observer", "$JS.API.STREAM.DELETE.AUTOSCALE_EVENTS"),
+        ("console", "autoscale.metrics.pve1"),
+        ("console", "autoscale.events.pve1.101"),
+        ("console", "$KV.autoscale_policy.current"),
+        ("console", "$KV.autoscale_state.pve1.101"),
+        ("console", "$KV.autoscale_backups.pve1.101"),
+        ("console", "$JS.API.CONSUMER.MSG.NEXT.AUTOSCALE_METRICS.deciders"),
+        ("console", "$JS.API.CONSUMER.DURABLE.CREATE.AUTOSCALE_EVENTS.console"),
     ],
 )
 async def test_a_service_user_cannot_publish_outside_its_job(

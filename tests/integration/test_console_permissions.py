@@ -1,0 +1,93 @@
+"""The console signed in as the shipped `console` user (deploy/nats/users/console.conf):
+it follows samples, events and the buckets, shows the consumers' lag, and its control
+writes a pause and a rollback intent (what it may not do: tests/integration/test_permissions.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from support import reading, sample
+
+from services.console.service import ConsoleService
+from services.decider.explain import make_explainer
+from shared import subjects
+from shared.codec import encode
+from shared.config import parse_config
+from shared.embedded_broker import free_port
+from shared.models import ResourceSize, ScaleEvent
+from shared.pauses import PauseEntry
+from tests.secure_broker import ShippedBroker
+
+pytestmark = [pytest.mark.integration, pytest.mark.shipped_nodes("pve1")]
+TOKEN = "console-permissions-token"
+
+
+async def _seed(js: Any) -> None:
+    now = datetime.now(UTC)
+    await js.publish(subjects.metrics_subject("pve1"), encode(sample(reading(101, cores=3), taken_at=now)))
+    event = ScaleEvent(
+        event_id="e-1", intent_id="i-1", node="pve1", vmid=101, outcome="applied", detail="resized",
+        before=ResourceSize(cores=2, memory_mb=1024), after=ResourceSize(cores=3, memory_mb=1024),
+        occurred_at=now,
+    )  # fmt: skip
+    await js.publish(subjects.events_subject("pve1", 101), encode(event))
+    backups = await js.key_value(subjects.BACKUP_BUCKET)
+    record = (
+        '{"node": "pve1", "vmid": 101, "original": {"cores": 2, "memory_mb": 1024}, '
+        f'"saved_at": "{now.isoformat()}", "intent_id": "i-1"}}'
+    )
+    await backups.put(subjects.state_key("pve1", 101), record.encode())
+
+
+async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBroker) -> None:
+    import nats
+
+    admin = await nats.connect(shipped_broker.url)
+    js = admin.jetstream()
+    await _seed(js)
+    port = free_port()
+    document = {"NATS": {"url": shipped_broker.url_for("console")}, "CONSOLE": {"port": port, "token": TOKEN}}
+    config = parse_config(document, env={})
+    service = ConsoleService(config, make_explainer(config))
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(service.run(stop, started))
+    try:
+        await asyncio.wait_for(started.wait(), 20)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                async with http.get(f"{base}/containers") as response:
+                    rows = await response.json()
+                async with http.get(f"{base}/events") as response:
+                    events = await response.json()
+                if rows and events:
+                    break
+                await asyncio.sleep(0.1)
+            assert [r["vmid"] for r in rows] == [101] and rows[0]["rollback_available"]
+            assert [e["event_id"] for e in events] == ["e-1"]
+            async with http.get(f"{base}/health") as response:
+                consumers = {c["consumer"] for c in (await response.json())["consumers"]}
+            assert {"deciders", "actuator-pve1"} <= consumers
+
+            body = {"node": "pve1", "vmid": 101, "mode": "scale-down", "reason": "backup"}
+            async with http.post(f"{base}/pause", json=body, headers=auth) as response:
+                assert response.status == 200, await response.text()
+            policy = await js.key_value(subjects.POLICY_BUCKET)
+            stored = PauseEntry.model_validate_json((await policy.get("pause.pve1.101")).value)
+            assert stored.mode == "scale-down"
+
+            intents = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
+            rollback = {"node": "pve1", "vmid": 101}
+            async with http.post(f"{base}/rollback", json=rollback, headers=auth) as response:
+                assert response.status == 200, await response.text()
+                assert (await response.json())["requested"] is True
+            assert (await js.stream_info(subjects.INTENTS_STREAM)).state.messages == intents + 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await admin.close()
