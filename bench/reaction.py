@@ -46,11 +46,14 @@ import nats  # noqa: E402
 import yaml  # noqa: E402
 
 from cli.processes import ProcessGroup  # noqa: E402
+from cli.setup import actuator_consumers  # noqa: E402
 from shared import subjects  # noqa: E402
 from shared.codec import decode  # noqa: E402
+from shared.config import load_config  # noqa: E402
 from shared.embedded_broker import start_broker  # noqa: E402
 from shared.models import ScaleEvent  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
+from simnode import pvestatd  # noqa: E402
 from simnode.pct import STARTUP_ENV  # noqa: E402
 from simnode.tree import ContainerSpec, SimNode, build_node  # noqa: E402
 from simnode.workload import LoadProfile, Phase, WorkloadDriver  # noqa: E402
@@ -64,6 +67,7 @@ BASE_DEMAND, HIGH_DEMAND, LOW_DEMAND = 1.0, 3.0, 0.1  # cores: 50 %, saturated, 
 MEMORY_DEMAND_MB = 1000  # about half of 2048 MB: memory stays inside its band throughout
 DRIVER_TICK_S = 0.1
 CONFIG_POLL_S = 0.05
+SETTLE_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,14 @@ def build(root: Path, containers: int, stepping: int) -> SimNode:
         else ContainerSpec(FIRST_VMID + i, f"idle{i}", 1, 512)
         for i in range(containers)
     ]
-    return build_node(root, node_name=NODE, host_cores=HOST_CORES, host_memory_mb=HOST_MEMORY_MB,
+    node = build_node(root, node_name=NODE, host_cores=HOST_CORES, host_memory_mb=HOST_MEMORY_MB,
                       containers=specs)  # fmt: skip
+    # A node that has been running: pvestatd has spread the cpusets (every container starts
+    # on CPUs 0-(cores-1); its first passes move them, and can leave a crowded container
+    # with fewer CPUs than cores for a pass, as Proxmox's rebalance does).
+    for settle in range(SETTLE_PASSES):
+        pvestatd.run_pass(node.root, -10.0 * (SETTLE_PASSES - settle))  # before the driver's clock 0
+    return node
 
 
 def schedule(stepping: int, cycles: int, interval_s: float, lead_s: float) -> tuple[list[Step], float]:
@@ -177,9 +187,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def reactions(steps: list[Step], observed: Observed) -> tuple[list[float], list[float], int]:
-    """Per step: seconds to the applied event and to the config change; and how many
-    steps saw neither before the container's next step."""
+def reactions(
+    steps: list[Step], observed: Observed
+) -> tuple[list[float], list[float], int, dict[str, list[float]]]:
+    """Per step: seconds to the applied event and to the config change; how many steps
+    saw neither before the container's next step; and the event times by direction."""
+    by_direction: dict[str, list[float]] = {"up": [], "down": []}
     to_event: list[float] = []
     to_config: list[float] = []
     missed = 0
@@ -199,10 +212,14 @@ def reactions(steps: list[Step], observed: Observed) -> tuple[list[float], list[
         )  # fmt: skip
         if event is None or config is None:
             missed += 1
+            print(
+                f"  no reaction: ct {step.vmid} {step.direction} (event {event}, config {config})", flush=True
+            )
             continue
         to_event.append(event - step.at)
         to_config.append(config - step.at)
-    return to_event, to_config, missed
+        by_direction[step.direction].append(event - step.at)
+    return to_event, to_config, missed, by_direction
 
 
 async def watch(url: str, node: SimNode, observed: Observed, stepping: int, stop: asyncio.Event) -> None:
@@ -253,7 +270,9 @@ async def run_pair(args: argparse.Namespace, containers: int, interval_s: float)
         watcher: asyncio.Task[None] | None = None
         try:
             nc = await nats.connect(broker.url)
-            await provision(nc.jetstream())
+            # What `lxc-autoscale setup` does before the services start (they only check it).
+            config = load_config(config_path, env={})
+            await provision(nc.jetstream(), consumers=actuator_consumers(config, [NODE]))
             await nc.close()
             started = time.monotonic()
             thread.start()
@@ -285,7 +304,7 @@ async def run_pair(args: argparse.Namespace, containers: int, interval_s: float)
             if thread.is_alive():
                 thread.join()
         pct_calls = len(node.pct_calls())
-    to_event, to_config, missed = reactions(steps, observed)
+    to_event, to_config, missed, by_direction = reactions(steps, observed)
     if not to_event:
         raise RuntimeError(f"no step got a reaction (events: {observed.outcomes})")
     return {
@@ -296,6 +315,10 @@ async def run_pair(args: argparse.Namespace, containers: int, interval_s: float)
         "react_p50_s": round(statistics.median(to_event), 2),
         "react_p99_s": round(percentile(to_event, 0.99), 2),
         "react_max_s": round(max(to_event), 2),
+        "up_p50_s": round(statistics.median(by_direction["up"] or [0.0]), 2),
+        "up_max_s": round(max(by_direction["up"] or [0.0]), 2),
+        "down_p50_s": round(statistics.median(by_direction["down"] or [0.0]), 2),
+        "down_max_s": round(max(by_direction["down"] or [0.0]), 2),
         "config_p50_s": round(statistics.median(to_config), 2),
         "config_p99_s": round(percentile(to_config, 0.99), 2),
         "collector_cpu_pct": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 2),
@@ -315,9 +338,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2, help="up+down steps per stepping container")
     parser.add_argument("--stepping", type=int, default=4, help="containers whose load steps")
     parser.add_argument("--pct-startup-s", type=float, default=0.3, help="simulated pct start-up wait")
-    parser.add_argument(
-        "--read-config", choices=("file", "pct"), default="file", help="ACTUATOR.read_config"
-    )
+    parser.add_argument("--read-config", choices=("file", "pct"), default="file", help="ACTUATOR.read_config")
     parser.add_argument("--stabilization-s", type=float, default=0.0, help="scale_down_stabilization_s")
     parser.add_argument("--lead-s", type=float, default=6.0, help="time for the services to start")
     parser.add_argument("--quick", action="store_true", help="100 containers, interval 2 s, one cycle")
@@ -331,15 +352,16 @@ def main() -> None:
     for containers, interval_s in pairs:
         result = asyncio.run(run_pair(args, containers, interval_s))
         results.append(result)
+        r = result
         print(
-            f"{containers} containers, interval {interval_s:g}s: step->applied p50 {result['react_p50_s']}s "
-            f"p99 {result['react_p99_s']}s max {result['react_max_s']}s; step->config p50 "
-            f"{result['config_p50_s']}s p99 {result['config_p99_s']}s; collector "
-            f"{result['collector_cpu_pct']}% of a core; {result['pct_calls_per_intent']} pct calls/intent; "
-            f"{result['steps']} steps, {result['missed']} missed",
+            f"{containers} containers, interval {interval_s:g}s: step->applied p50 {r['react_p50_s']}s "
+            f"p99 {r['react_p99_s']}s max {r['react_max_s']}s (up p50 {r['up_p50_s']}s max "
+            f"{r['up_max_s']}s, down p50 {r['down_p50_s']}s max {r['down_max_s']}s); step->config p50 "
+            f"{r['config_p50_s']}s p99 {r['config_p99_s']}s; collector {r['collector_cpu_pct']}% of a "
+            f"core; {r['pct_calls_per_intent']} pct calls/intent; {r['steps']} steps, {r['missed']} missed",
             flush=True,
         )
-    headline = next((r for r in results if r["containers"] == 100 and r["interval_s"] == 2), results[-1])
+    headline = next((x for x in results if x["containers"] == 100 and x["interval_s"] == 2), results[-1])
     print(json.dumps({**{k: v for k, v in headline.items() if k != "outcomes"}, "results": results}))
 
 

@@ -31,19 +31,37 @@ def cgroup2_mount() -> Path | None:
     return None
 
 
-@contextlib.contextmanager
-def child_cgroup() -> Iterator[Path]:
-    """A fresh cgroup v2 directory with a busy process in it, or a skip saying why not."""
+def new_cgroup(prefix: str) -> Path:
+    """A fresh cgroup v2 directory under the cgroup2 mount, or a skip saying why not."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create a cgroup and bind-mount it")
     mount = cgroup2_mount()
     if mount is None:
         pytest.skip("no cgroup2 file system is mounted on this machine")
-    cgroup = mount / f"collector-test-{uuid.uuid4().hex[:8]}"
+    cgroup = mount / f"{prefix}-{uuid.uuid4().hex[:8]}"
     try:
         cgroup.mkdir()
     except OSError as exc:
         pytest.skip(f"cannot create a child cgroup under {mount}: {exc.strerror}")
+    return cgroup
+
+
+def node_root(tmp_path: Path) -> Path:
+    """A node's files for one container (config, host size); its cgroups are mounted in."""
+    root = tmp_path / "node"
+    (root / "etc/pve/lxc").mkdir(parents=True)
+    (root / "etc/pve/lxc" / f"{VMID}.conf").write_text("cores: 1\nmemory: 512\nhostname: real\n")
+    (root / "sys/devices/system/cpu").mkdir(parents=True)
+    (root / "sys/devices/system/cpu/online").write_text(Path("/sys/devices/system/cpu/online").read_text())
+    (root / "proc").mkdir()
+    (root / "proc/meminfo").write_text(Path("/proc/meminfo").read_text())
+    return root
+
+
+@contextlib.contextmanager
+def child_cgroup() -> Iterator[Path]:
+    """A fresh cgroup v2 directory with a busy process in it, or a skip saying why not."""
+    cgroup = new_cgroup("collector-test")
     busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
     try:
         if not (cgroup / "cpu.stat").exists():
@@ -76,13 +94,7 @@ def bind_mounted(source: Path, target: Path) -> Iterator[None]:
 
 
 def test_a_busy_process_in_a_real_cgroup_shows_as_busy_cpu(tmp_path: Path) -> None:
-    root = tmp_path / "node"
-    (root / "etc/pve/lxc").mkdir(parents=True)
-    (root / "etc/pve/lxc" / f"{VMID}.conf").write_text("cores: 1\nmemory: 512\nhostname: real\n")
-    (root / "sys/devices/system/cpu").mkdir(parents=True)
-    (root / "sys/devices/system/cpu/online").write_text(Path("/sys/devices/system/cpu/online").read_text())
-    (root / "proc").mkdir()
-    (root / "proc/meminfo").write_text(Path("/proc/meminfo").read_text())
+    root = node_root(tmp_path)
     with child_cgroup() as cgroup, bind_mounted(cgroup, root / f"sys/fs/cgroup/lxc/{VMID}"):
         clock = SystemClock()
         collector = Collector(CgroupSource(root), node="pve1", interval_s=1, settings=SamplingSettings())
@@ -98,16 +110,7 @@ def test_a_busy_process_in_a_real_cgroup_shows_as_busy_cpu(tmp_path: Path) -> No
 @contextlib.contextmanager
 def parent_cgroup() -> Iterator[Path]:
     """An empty cgroup v2 directory to hold container cgroups, or a skip saying why not."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create cgroups and bind-mount them")
-    mount = cgroup2_mount()
-    if mount is None:
-        pytest.skip("no cgroup2 file system is mounted on this machine")
-    parent = mount / f"collector-lxc-{uuid.uuid4().hex[:8]}"
-    try:
-        parent.mkdir()
-    except OSError as exc:
-        pytest.skip(f"cannot create a cgroup under {mount}: {exc.strerror}")
+    parent = new_cgroup("collector-lxc")
     try:
         yield parent
     finally:
@@ -141,13 +144,7 @@ def started(parent: Path) -> Iterator[subprocess.Popen[bytes]]:
 def test_kept_open_cgroup_files_follow_a_container_across_a_restart(tmp_path: Path) -> None:
     """On the kernel's cgroupfs the files stay open between cycles and are re-read from
     offset 0; a restart (a new cgroup directory) reopens them, a stop closes them."""
-    root = tmp_path / "node"
-    (root / "etc/pve/lxc").mkdir(parents=True)
-    (root / "etc/pve/lxc" / f"{VMID}.conf").write_text("cores: 1\nmemory: 512\nhostname: real\n")
-    (root / "sys/devices/system/cpu").mkdir(parents=True)
-    (root / "sys/devices/system/cpu/online").write_text(Path("/sys/devices/system/cpu/online").read_text())
-    (root / "proc").mkdir()
-    (root / "proc/meminfo").write_text(Path("/proc/meminfo").read_text())
+    root = node_root(tmp_path)
     clock = SystemClock()
     with parent_cgroup() as parent, bind_mounted(parent, root / "sys/fs/cgroup/lxc"):
         source = CgroupSource(root)
