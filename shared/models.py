@@ -61,7 +61,27 @@ class ContainerReading(WireModel):
     memory_missing: MissingReason | None = None
     cpu_pressure_some_avg10: Percent | None = None
     memory_pressure_some_avg10: Percent | None = None
-    oom_kills: Annotated[int, Field(ge=0)] | None = None
+    oom_kills: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="OOM kills inside the container since the previous sample (the increase of "
+        "memory.events oom_kill); None on the first sample or when the source cannot tell.",
+    )
+    cpuset_cpus: Annotated[int, Field(ge=1, le=8192)] | None = Field(
+        default=None,
+        description="CPUs the container may run on now (cpuset.cpus.effective). Fewer than "
+        "`cores` while Proxmox's pvestatd has not yet enacted a cores change (up to 10 s).",
+    )
+    cpu_pct_proxmox: Percent | None = Field(
+        default=None,
+        description="Proxmox's own CPU figure, as the GUI and pvesh show it: use over "
+        "cores || cpulimit || host CPUs. `cpu_pct` is use over what the container can "
+        "really use now, min(cpuset, cores, cpulimit).",
+    )
+    cores_missing: MissingReason | None = Field(
+        default=None,
+        description="Set when the container's configured cores could not be read; `cores` then "
+        "holds the host's CPU count and must not be used for a decision.",
+    )
     # Seconds the collector has seen this container running without a restart;
     # the decider uses it for warm-up after a start.
     running_for_s: Annotated[float, Field(ge=0)] | None = None

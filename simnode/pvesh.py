@@ -67,7 +67,7 @@ def _vm_entry(root: str, node: str, vmid: int, rrd: dict[str, Any] | None) -> di
             entry[key] = 0
     try:
         keys = conffile.parse(read_text(paths.conf_path(root, vmid)), vmid).main.keys
-    except FileNotFoundError:
+    except OSError:
         return entry
     for prop in ("lock", "tags"):  # get_guest_config_properties
         if keys.get(prop):

@@ -60,7 +60,7 @@ def _configs(root: str) -> dict[int, conffile.Section]:
             continue
         try:
             out[int(stem)] = conffile.parse(read_text(os.path.join(directory, name)), int(stem)).main
-        except FileNotFoundError:
+        except OSError:
             continue
     return out
 

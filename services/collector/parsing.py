@@ -69,6 +69,14 @@ def parse_oom_kills(data: bytes) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def parse_cpuset_count(data: bytes) -> int | None:
+    """How many CPUs `cpuset.cpus.effective` lists (`0-3,8` → 5); None when unparsable."""
+    try:
+        return parse_cpu_list_count(data.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 # ---------------------------------------------------------------- host files
 
 

@@ -38,7 +38,7 @@ class RawContainer:
     cgroup_id: int | None = None
     # Cumulative CPU time from cpu.stat (cgroup sources); None when the source gives a percentage.
     cpu_usage_usec: IntOrMissing | None = None
-    # CPU already as a percentage of the container's CPUs (pvesh); None for counter sources.
+    # CPU already as a percentage of `cpu_maxcpu` (pvesh); None for counter sources.
     cpu_pct: FloatOrMissing | None = None
     memory_current: IntOrMissing = "not-reported"
     memory_max: IntOrMissing = "not-reported"  # "no-limit" when memory.max says "max"
@@ -47,8 +47,12 @@ class RawContainer:
     memory_cache_excluded: bool = False
     cpu_pressure_some_avg10: float | None = None
     memory_pressure_some_avg10: float | None = None
-    oom_kills: int | None = None
+    oom_kills: int | None = None  # memory.events oom_kill, cumulative for this cgroup
     uptime_s: float | None = None  # reported by pvesh; cgroup files have no start time
+    cpuset_cpus: int | None = None  # CPUs in cpuset.cpus.effective (cgroup sources)
+    # The `maxcpu` that `cpu_pct` is relative to (pvesh: cores || cpulimit || host CPUs).
+    cpu_maxcpu: float | None = None
+    cores_missing: MissingReason | None = None  # the config's cores could not be read
 
 
 @dataclass(slots=True)

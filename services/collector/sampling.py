@@ -3,8 +3,10 @@
 Pure: time comes in as a monotonic `now` argument. A figure that cannot be computed
 is None with a reason, never 0, so a decider can tell "idle" from "unknown".
 
-CPU % = Δusage_usec / (Δt · 1e6 · cpus) · 100, where cpus = min(cores, cpulimit) when a
-cpulimit is set: 100 % means "using everything it is allowed to use".
+CPU % = Δusage_usec / (Δt · 1e6 · capacity) · 100, where capacity = min(CPUs of its
+cpuset, cores, cpulimit): 100 % means "using everything it can use now" (a cores change
+takes effect only when pvestatd rebalances the cpuset). Proxmox's own figure, over
+cores || cpulimit || host CPUs (`vmstatus`), travels beside it as `cpu_pct_proxmox`.
 Memory % = (memory.current − page cache if memory_exclude_cache) / memory.max · 100.
 """
 
@@ -35,6 +37,7 @@ class Previous:
     at: float  # monotonic seconds when usage_usec was read
     cgroup_id: int | None
     running_since: float
+    oom_kills: int | None = None  # memory.events oom_kill at the last sample
 
 
 @dataclass(slots=True)
@@ -122,31 +125,55 @@ def _running(
 ) -> tuple[ContainerReading, Previous]:
     cores = _cores(raw, host_cores)
     fields = _fields(raw, cores, "running")
-    cpus = float(cores)
+    capacity = float(cores)
     if raw.conf.cpulimit:
-        cpus = min(cpus, raw.conf.cpulimit)
-    fields["cpu_pct"], fields["cpu_missing"], kept = _cpu(raw, prev, now, cpus, host_cores)
+        capacity = min(capacity, raw.conf.cpulimit)
+    if raw.cpuset_cpus:
+        capacity = min(capacity, float(raw.cpuset_cpus))
+    used, fields["cpu_missing"], kept = _cpu(raw, prev, now, host_cores)
+    if used is not None:
+        fields["cpu_pct"] = _clamp(used / capacity * 100.0)
+        fields["cpu_pct_proxmox"] = _clamp(used / _proxmox_cpus(raw, host_cores) * 100.0)
+    fields["cpuset_cpus"] = raw.cpuset_cpus
+    fields["cores_missing"] = raw.cores_missing
+    fields["oom_kills"] = _new_kills(raw, prev, kept)
     fields["memory_pct"], fields["memory_used_mb"], fields["memory_missing"] = _memory(
         raw, settings.memory_exclude_cache
     )
     fields["cpu_pressure_some_avg10"] = raw.cpu_pressure_some_avg10
     fields["memory_pressure_some_avg10"] = raw.memory_pressure_some_avg10
-    fields["oom_kills"] = raw.oom_kills
     running_for = raw.uptime_s if raw.uptime_s is not None else now - kept.running_since
     fields["running_for_s"] = running_for if running_for > 0.0 else 0.0
     return ContainerReading.model_validate(fields), kept
 
 
+def _proxmox_cpus(raw: RawContainer, host_cores: int) -> float:
+    """`vmstatus`: `cpus = cores || cpulimit || host CPUs`."""
+    return float(raw.conf.cores or raw.conf.cpulimit or host_cores)
+
+
+def _new_kills(raw: RawContainer, prev: Previous | None, kept: Previous) -> int | None:
+    """OOM kills since the last sample; the counter restarts with a new cgroup."""
+    kept.oom_kills = raw.oom_kills
+    if raw.oom_kills is None or prev is None or prev.oom_kills is None:
+        return None
+    if raw.cgroup_id != prev.cgroup_id or raw.oom_kills < prev.oom_kills:
+        return raw.oom_kills  # restarted in between: every kill counted is new
+    return raw.oom_kills - prev.oom_kills
+
+
 def _cpu(
-    raw: RawContainer, prev: Previous | None, now: float, cpus: float, host_cores: int
+    raw: RawContainer, prev: Previous | None, now: float, host_cores: int
 ) -> tuple[float | None, MissingReason | None, Previous]:
-    """CPU % with its reason when missing, and what to remember for the next cycle."""
+    """CPUs' worth of use since the last sample (None with its reason when missing), and
+    what to remember for the next cycle."""
     since = prev.running_since if prev is not None else now
     if raw.cpu_pct is not None:  # the source measured it already (pvesh)
         kept = Previous(None, now, raw.cgroup_id, since)
         if isinstance(raw.cpu_pct, str):
             return None, raw.cpu_pct, kept
-        return _clamp(raw.cpu_pct), None, kept
+        maxcpu = raw.cpu_maxcpu or _proxmox_cpus(raw, host_cores)
+        return max(raw.cpu_pct, 0.0) / 100.0 * maxcpu, None, kept
     usage = raw.cpu_usage_usec
     if usage is None or isinstance(usage, str):
         # Keep the old counter: the next good read measures over the longer interval.
@@ -164,7 +191,7 @@ def _cpu(
     delta = usage - prev.usage_usec
     if delta > elapsed * 1e6 * host_cores * _CPU_OVERRUN_TOLERANCE:
         return None, "garbage", kept
-    return _clamp(delta / (elapsed * 1e6 * cpus) * 100.0), None, kept
+    return delta / (elapsed * 1e6), None, kept
 
 
 def _memory(

@@ -168,13 +168,34 @@ def test_missing_pressure_and_event_files_leave_those_fields_empty(tree: V2Tree)
     assert reading.memory_pct is not None
 
 
-def test_pressure_and_oom_kills_are_reported_when_present(tree: V2Tree) -> None:
+def test_pressure_and_oom_kills_since_the_last_sample_are_reported(tree: V2Tree) -> None:
     tree.container(101)
     tree.write(101, "memory.events", "low 0\nhigh 3\nmax 9\noom 2\noom_kill 2\noom_group_kill 0\n")
-    reading = Harness(tree).reading(101)
+    harness = Harness(tree)
+    reading = harness.reading(101)
     assert reading.cpu_pressure_some_avg10 == 1.5
     assert reading.memory_pressure_some_avg10 == 0.25
-    assert reading.oom_kills == 2
+    assert reading.oom_kills is None  # kills before the first sample are not news
+    assert harness.reading(101, advance_s=10).oom_kills == 0
+    tree.write(101, "memory.events", "low 0\nhigh 3\nmax 12\noom 5\noom_kill 5\noom_group_kill 0\n")
+    assert harness.reading(101, advance_s=10).oom_kills == 3
+    tree.stop(101)  # restarted: a new cgroup counts from 0
+    tree.start(101)
+    tree.write(101, "memory.events", "low 0\nhigh 0\nmax 1\noom 1\noom_kill 1\noom_group_kill 0\n")
+    assert harness.reading(101, advance_s=10).oom_kills == 1
+
+
+def test_cpu_is_measured_against_the_cpuset_it_really_has(tree: V2Tree) -> None:
+    # cores grown to 4, pvestatd has not enacted it yet: the cpuset still holds 2 CPUs
+    tree.container(101, cores=4, usage_usec=0)
+    tree.write(101, "cpuset.cpus.effective", "2-3\n")
+    harness = Harness(tree)
+    harness.cycle()
+    tree.add_usage(101, 20 * SECOND)
+    reading = harness.reading(101, advance_s=10)
+    assert (reading.cores, reading.cpuset_cpus) == (4, 2)
+    assert reading.cpu_pct == 100.0  # saturated: both CPUs it can use are busy
+    assert reading.cpu_pct_proxmox == 50.0  # what Proxmox's GUI shows: 2 of 4 cores
 
 
 def test_cpu_is_measured_again_after_an_unreadable_cycle_over_the_longer_interval(tree: V2Tree) -> None:

@@ -1,4 +1,6 @@
-"""One `pvesh get /cluster/resources` call per cycle, for every container of this node."""
+"""One `pvesh get /cluster/resources` call per cycle, for every container of this node,
+with each container's `cores`/`cpulimit`/`memory` from its config file
+(`/etc/pve/lxc/<vmid>.conf`; pmxcfs is local on every node), never from `maxcpu`."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from services.collector.pvesh_format import parse_cluster_resources
 from services.collector.raw import RawNode
 from services.collector.sources.base import SourceError, SourceLabel
+from services.collector.sources.configs import ConfigReader
 from services.collector.sources.confine import resolve_root
 from services.collector.sources.host import read_host
 from shared.validation import check_node_name, sanitize
@@ -22,6 +25,7 @@ class PveshSource:
         self.binary = binary
         self.timeout_s = timeout_s
         self.label: SourceLabel = "pvesh"
+        self._configs = ConfigReader(self.root)
 
     def command(self) -> list[str]:
         return [self.binary, *PVESH_ARGS]
@@ -37,8 +41,13 @@ class PveshSource:
         if done.returncode != 0:
             detail = sanitize(done.stderr.decode(errors="replace").strip(), 300)
             raise SourceError(f"pvesh exited with {done.returncode}: {detail}")
+        unreadable: dict[str, str] = {}
         try:
-            containers, skipped = parse_cluster_resources(done.stdout, self.node)
+            confs = self._configs.read(unreadable)
+        except SourceError:
+            confs = {}  # no config at all: every container's cores are reported missing
+        try:
+            containers, skipped = parse_cluster_resources(done.stdout, self.node, confs)
         except ValueError as exc:
             raise SourceError(str(exc)) from exc
         return RawNode(cores, memory_mb, containers, skipped)
