@@ -5,12 +5,14 @@ nothing for a container that needs nothing."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
 from services.decider.policy.admission import Budget
 from services.decider.policy.boost import boost_step
 from services.decider.policy.energy import energy_step
+from services.decider.policy.oom import oom_step
 from services.decider.policy.pause import Blocked, blocked_by_tier
 from services.decider.policy.proposal import Proposal
 from services.decider.policy.reason import explain
@@ -23,6 +25,7 @@ from services.decider.policy.resource import (
     sized,
     states,
 )
+from services.decider.policy.stabilization import recent_peak
 from services.decider.policy.state import EMPTY_STATE, ContainerState, PendingIntent, ResourceState
 from services.decider.policy.threshold import threshold_step
 from services.decider.policy.timing import cooling_down_down, cooling_down_up, warming_up
@@ -58,9 +61,14 @@ def decide_container(
         return NOTHING
     if reading.lock:
         return ContainerResult(note=f"locked ({reading.lock}): left alone")
+    if reading.cores_missing:
+        # every intent names the cores it expects to find: without them, no decision at all
+        return ContainerResult(note=f"cores unknown ({reading.cores_missing}): left alone")
     policy = ctx.view.policy_for(reading.vmid)
     state = stored or EMPTY_STATE
-    views = resource_views(reading, policy, state, ctx.multiplier, ctx.sample.interval_s)
+    views = resource_views(
+        reading, policy, state, ctx.multiplier, ctx.sample.interval_s, ctx.sample.host.cores
+    )
     if stored is None and not ctx.energy and _inside_dead_band(views):
         return NOTHING  # the common case, answered without building any proposal
     replay = _replayed(state, ctx, budget)
@@ -82,6 +90,7 @@ def _inside_dead_band(views: tuple[ResourceView, ...]) -> bool:
     return all(
         v.policy.scaling_mode == "threshold"
         and v.usage is not None
+        and not v.oom_kills
         and not v.above(v.usage)
         and not v.below(v.usage)
         for v in views
@@ -102,7 +111,9 @@ def _decide_resources(
     admitted: list[Proposal] = []
     notes: list[str] = []
     for view in views:
-        proposal, kept[view.name] = _propose(view, ctx, budget, warming)
+        proposal, kept[view.name], why_not = _propose(view, ctx, budget, warming)
+        if why_not:
+            notes.append(why_not)
         if proposal is None:
             continue
         proposal, refusal = _admit(proposal, blocked, kept[view.name], ctx.at, policy, budget)
@@ -124,20 +135,48 @@ def _decide_resources(
 
 def _propose(
     view: ResourceView, ctx: SampleContext, budget: Budget, warming: bool
-) -> tuple[Proposal | None, ResourceState]:
+) -> tuple[Proposal | None, ResourceState, str | None]:
+    """The proposal for one resource, the state to keep, and why nothing is proposed
+    when that needs saying."""
+    if view.oom_kills:
+        proposal = oom_step(view, ctx.at)  # OOM kills are memory pressure, warm-up or not
+        why = None if proposal else f"{view.oom_kills} OOM kill(s), but memory is at the tier maximum"
+        return proposal, view.state, why
     usage = view.usage
     if usage is None:
-        return None, view.state  # never act on missing data, in either direction
+        return None, view.state, None  # never act on missing data, in either direction
     if view.policy.scaling_mode == "boost":
-        return boost_step(view, usage, ctx.at, budget.free(view.name), warming)
-    if warming:
-        return None, view.state
-    step = energy_step if ctx.energy else threshold_step
-    proposal, kept = step(view, usage, ctx.at)
-    growing = proposal is not None and proposal.kind == "threshold" and proposal.direction == "up"
-    if growing and view.held_back:
-        return None, kept  # growing cannot help: something else caps the container below it
-    return proposal, kept
+        proposal, kept = boost_step(view, usage, ctx.at, budget.free(view.name), warming)
+    elif warming:
+        return None, view.state, None
+    else:
+        step = energy_step if ctx.energy else threshold_step
+        proposal, kept = step(view, usage, ctx.at)
+    if proposal is None:
+        return None, kept, None
+    if proposal.direction == "up" and proposal.kind in ("threshold", "boost"):
+        if view.waiting:
+            return None, kept, view.waiting  # the last growth has not taken effect yet
+        if proposal.kind == "threshold" and view.held_back:
+            return None, kept, None  # growing cannot help: something else caps the container
+    if proposal.direction == "down" and view.used is not None:
+        return _above_recent_use(proposal, view, kept)
+    return proposal, kept, None
+
+
+def _above_recent_use(
+    proposal: Proposal, view: ResourceView, kept: ResourceState
+) -> tuple[Proposal | None, ResourceState, str | None]:
+    """Never cut memory below the highest use of the stabilization window (this sample's
+    included) plus one `memory_min_increment` of headroom: below it the kernel reclaims
+    and then OOM-kills inside the container, while `pct set` still succeeds."""
+    peak = recent_peak(kept, math.ceil(view.used or 0.0)) or 0
+    floor = peak + view.headroom
+    if proposal.target >= floor:
+        return proposal, kept, None
+    if floor >= view.current:
+        return None, kept, f"memory kept: {peak} MB used recently + {view.headroom} MB headroom"
+    return proposal.capped(floor, f"kept above {peak} MB used recently + {view.headroom} MB"), kept, None
 
 
 def _admit(

@@ -11,8 +11,9 @@ from services.decider.policy.state import ResourceState
 from shared.models import Scalar
 
 Direction = Literal["up", "down"]
-# threshold: the original's proportional steps; energy: off-peak floor; boost/revert: boost mode.
-ProposalKind = Literal["threshold", "energy", "boost", "revert"]
+# threshold: the original's proportional steps; energy: off-peak floor; boost/revert: boost
+# mode; oom: OOM kills since the last sample.
+ProposalKind = Literal["threshold", "energy", "boost", "revert", "oom"]
 
 
 @dataclass(frozen=True)

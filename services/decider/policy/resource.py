@@ -51,9 +51,14 @@ class _Spec:
     shrunk: Callable[[float, int, ScalingPolicy, float], int]
     # True when growing cannot help because something else caps the container first
     held_back: Callable[[ContainerReading], bool]
+    # (reading, host CPUs) -> why growing must wait for the last change to take effect
+    waiting: Callable[[ContainerReading, int | None], str | None]
+    used: Callable[[ContainerReading], float | None]  # MB in use (memory), else None
+    headroom: Callable[[ScalingPolicy], int]  # kept above the recent use when shrinking
 
 
-# Fields in the order of _Spec: label, usage, size, state, limits, grown, shrunk, held_back.
+# Fields in the order of _Spec: label, usage, size, state, limits, grown, shrunk, held_back,
+# waiting, used, headroom.
 _SPECS: Mapping[Resource, _Spec] = {
     "cpu": _Spec(
         ("cores", ""), lambda r: r.cpu_pct, lambda s: s.cores, lambda s: s.cpu,
@@ -61,6 +66,9 @@ _SPECS: Mapping[Resource, _Spec] = {
         lambda u, cur, p, _m: cur + cpu_up_increment(u, p),
         lambda u, cur, p, _m: cpu_down_target(u, cur, p),
         lambda r: bool(r.cpulimit) and (r.cpulimit or 0) < r.cores,  # Proxmox's cpulimit is lower
+        lambda r, host: _cores_not_enacted(r, host),
+        lambda _r: None,
+        lambda _p: 0,
     ),
     "memory": _Spec(
         ("memory", " MB"), lambda r: r.memory_pct, lambda s: s.memory_mb, lambda s: s.memory,
@@ -68,8 +76,31 @@ _SPECS: Mapping[Resource, _Spec] = {
         lambda u, cur, p, m: cur + memory_up_increment(u, p, m),
         lambda u, cur, p, m: memory_down_target(u, cur, p, m),
         lambda _r: False,
+        lambda _r, _host: None,
+        lambda r: r.memory_used_mb if r.memory_used_mb is not None else _used_from_pct(r),
+        lambda p: p.memory_min_increment,  # headroom: one step above the recent peak
     ),
 }
+
+
+def _used_from_pct(reading: ContainerReading) -> float | None:
+    if reading.memory_pct is None:
+        return None
+    return reading.memory_pct * reading.memory_mb / 100.0
+
+
+def _cores_not_enacted(reading: ContainerReading, host_cores: int | None) -> str | None:
+    """Proxmox enacts `cores` only at pvestatd's next cpuset rebalance (every 10 s; capped
+    at the host's CPUs): until then the container runs on fewer CPUs than configured."""
+    if reading.cpuset_cpus is None:
+        return None
+    enacted = min(reading.cores, host_cores) if host_cores else reading.cores
+    if reading.cpuset_cpus >= enacted:
+        return None
+    return (
+        f"cores {reading.cores} not enacted yet: the cpuset holds {reading.cpuset_cpus} CPUs "
+        "until pvestatd rebalances (within 10 s)"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +116,10 @@ class ResourceView:
     multiplier: float  # behaviour multiplier (x0.8 off-peak)
     held_back: bool
     covers_s: float  # seconds of load the reading stands for: the sample's interval
+    waiting: str | None = None  # why a growth must wait for the last change to take effect
+    used: float | None = None  # MB in use now (memory)
+    headroom: int = 0  # MB kept above the recent peak use when shrinking (memory)
+    oom_kills: int = 0  # OOM kills since the last sample (memory)
 
     def above(self, usage: float) -> bool:
         return is_above(usage, self.upper, self.policy.tolerance)
@@ -111,6 +146,7 @@ def resource_views(
     state: ContainerState,
     multiplier: float,
     interval_s: float,
+    host_cores: int | None = None,
 ) -> tuple[ResourceView, ...]:
     views = []
     for name in RESOURCES:
@@ -129,6 +165,10 @@ def resource_views(
                 multiplier=multiplier,
                 held_back=spec.held_back(reading),
                 covers_s=interval_s,
+                waiting=spec.waiting(reading, host_cores),
+                used=spec.used(reading),
+                headroom=spec.headroom(policy),
+                oom_kills=(reading.oom_kills or 0) if name == "memory" else 0,
             )
         )
     return tuple(views)

@@ -48,6 +48,9 @@ class ResourceState(_StateModel):
     # Start of the time the usage has been above the upper threshold without saturating
     # (the start of the interval of the first such sample); None when it is not above.
     up_since: float | None = None
+    # Memory only: the highest `memory_used_mb` of the samples of the current scale-down
+    # run (a max-queue like `window`), so a cut never goes below what was used recently.
+    peaks: tuple[WindowEntry, ...] = ()
     saturated: int = Field(0, ge=0)
     boost: BoostRecord | None = None
 

@@ -10,6 +10,8 @@ it takes ten in a row, so a short interval does not turn noise into changes.
 
 from __future__ import annotations
 
+import math
+
 from services.decider.policy.proposal import Proposal
 from services.decider.policy.resource import ResourceView
 from services.decider.policy.stabilization import clear_run, stabilize_down
@@ -70,7 +72,8 @@ def _scale_down(
 ) -> tuple[Proposal | None, ResourceState]:
     recommended = view.shrunk(usage)
     window_s = view.policy.scale_down_stabilization_s
-    target, kept = stabilize_down(state, at, recommended, view.current, window_s)
+    used = None if view.used is None else math.ceil(view.used)
+    target, kept = stabilize_down(state, at, recommended, view.current, window_s, used)
     if target is None:
         return None, kept
     why = f"{view.name} {usage:.1f}% < {view.lower:g}%" + (f" for {window_s:g}s" if window_s > 0 else "")
