@@ -48,7 +48,8 @@ def decode(data: bytes, model: type[M]) -> M:
     if not isinstance(raw, dict):
         raise CodecError(f"{name}: expected a msgpack map, got {type(raw).__name__}")
     version = raw.get("schema_version")
-    if version != SCHEMA_VERSION:
+    # `1.0 == True == 1` in Python: only the integer itself is the version.
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise CodecError(
             f"{name}: unsupported schema_version {version!r}; this service understands "
             f"{SCHEMA_VERSION} (upgrade the consumer or downgrade the producer)"

@@ -213,10 +213,23 @@ class CollectorSettings(_Section):
     root: Path = Path("/")
 
 
+class HostSize(_Section):
+    cores: int = Field(ge=1, le=8192)
+    memory_mb: int = Field(ge=16)
+
+
 class DeciderSettings(_Section):
     intent_ttl_s: float = Field(120, gt=0)
     stale_after_intervals: float = Field(3, gt=0)
+    # A sample is never stale sooner than this: longer than the consumer's ack wait, so a
+    # sample redelivered after a replica died is still decided at short intervals.
+    min_stale_s: float = Field(30, gt=0)
+    # A sample dated further ahead of the decider's clock than this is refused.
+    max_clock_skew_s: float = Field(60, ge=0)
     batch: int = Field(16, ge=1, le=256)
+    # The size of each node for admission; a sample's own totals are used only for a
+    # node not listed here (a collector credential could claim any size).
+    host_sizes: dict[NodeName, HostSize] = Field(default_factory=dict)
 
 
 class ActuatorSettings(_Section):
@@ -333,7 +346,9 @@ DECISION_KEYS = frozenset(ScalingPolicy.model_fields) | {
     "dry_run",
     "overcommit_ratio",
 }
-DECIDER_DECISION_KEYS = frozenset({"intent_ttl_s", "stale_after_intervals"})
+DECIDER_DECISION_KEYS = frozenset(
+    {"intent_ttl_s", "stale_after_intervals", "min_stale_s", "max_clock_skew_s", "host_sizes"}
+)
 
 
 # ------------------------------------------------------------------ loading

@@ -7,7 +7,7 @@ know instead of guessing. JSON Schema for each model is exported to docs/schemas
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +16,10 @@ from shared.validation import NodeName, Vmid
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_CONTAINERS_PER_SAMPLE = 10_000
+MAX_SEQ = 2**63 - 1  # a collector counts samples from 0; nothing real comes near
+# Datetimes every zone can represent: the year 9999 overflows once shifted to UTC or to a
+# zone east of it, and the year 1 once shifted west.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 
 Percent = Annotated[float, Field(ge=0.0, le=100.0)]
 Cores = Annotated[int, Field(ge=1, le=8192)]
@@ -111,13 +115,23 @@ class NodeSample(WireModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     node: NodeName
-    seq: Annotated[int, Field(ge=0)]
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ, strict=True)]  # an int on the wire, never a string
     boot_id: Annotated[str, Field(min_length=1, max_length=64)]
     taken_at: AwareDatetime
     interval_s: Annotated[float, Field(gt=0, le=86_400)]
     source: Literal["cgroup", "pvesh", "sim", "api"]
     host: HostTotals
     containers: Annotated[tuple[ContainerReading, ...], Field(max_length=MAX_CONTAINERS_PER_SAMPLE)]
+
+    @model_validator(mode="after")
+    def _taken_at_is_representable(self) -> NodeSample:
+        try:
+            year = self.taken_at.astimezone(UTC).year
+        except (OverflowError, ValueError):
+            year = 0
+        if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+            raise ValueError(f"taken_at {self.taken_at.isoformat()} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+        return self
 
     @property
     def sample_id(self) -> str:

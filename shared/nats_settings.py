@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from shared.observability import NATS_CONNECTED, READINESS
@@ -119,7 +120,7 @@ class NatsSettings(BaseModel):
         return options
 
 
-async def connect(settings: NatsSettings, *, service: str) -> Any:
+async def connect(settings: NatsSettings, *, service: str) -> Client:
     """Open the process's one NATS connection, logging disconnects and reconnects."""
     import nats
 

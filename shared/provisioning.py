@@ -38,10 +38,15 @@ class StreamSettings:
     events_max_age_s: float = 30 * 24 * 3600.0  # history for audit and late subscribers
     events_duplicate_window_s: float = 300.0
     metrics_max_age_s: float = 300.0
-    metrics_per_node_kept: int = 50
+    # Room for a burst of one node's samples (a collector catching up) until a decider
+    # takes them; max_age, not this, bounds the stream in normal running.
+    metrics_per_node_kept: int = 1000
     decider_ack_wait_s: float = 10.0
     decider_max_deliver: int = 5
     replicas: int = 1
+    # Decider state of a container that no sample changed for this long expires (a
+    # removed container's keys do not stay for ever); longer than any window or cooldown.
+    state_ttl_s: float = 24 * 3600.0
 
 
 def stream_configs(settings: StreamSettings) -> list[StreamConfig]:
@@ -92,20 +97,22 @@ def decider_consumer_config(settings: StreamSettings) -> ConsumerConfig:
 
 ACTUATOR_RECORD_TTL_S = 2 * 3600.0
 
-BUCKETS: dict[str, KeyValueConfig] = {
-    subjects.STATE_BUCKET: KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1),
-    subjects.BACKUP_BUCKET: KeyValueConfig(bucket=subjects.BACKUP_BUCKET, history=5),
-    # Outcome records are kept past any redelivery of their intent (intents live at most
-    # intents_max_age_s, 1 h), then expire on their own.
-    subjects.ACTUATOR_BUCKET: KeyValueConfig(
-        bucket=subjects.ACTUATOR_BUCKET, history=1, ttl=ACTUATOR_RECORD_TTL_S
-    ),
-    subjects.POLICY_BUCKET: KeyValueConfig(bucket=subjects.POLICY_BUCKET, history=10),
-    # Delivery records must outlive any redelivery of their event (the stream keeps 30 days).
-    subjects.NOTIFIER_BUCKET: KeyValueConfig(
-        bucket=subjects.NOTIFIER_BUCKET, history=1, ttl=31 * 24 * 3600.0
-    ),
-}
+
+def bucket_configs(settings: StreamSettings) -> list[KeyValueConfig]:
+    return [
+        KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1, ttl=settings.state_ttl_s),
+        KeyValueConfig(bucket=subjects.BACKUP_BUCKET, history=5),
+        # Outcome records are kept past any redelivery of their intent (intents live at most
+        # intents_max_age_s, 1 h), then expire on their own.
+        KeyValueConfig(bucket=subjects.ACTUATOR_BUCKET, history=1, ttl=ACTUATOR_RECORD_TTL_S),
+        KeyValueConfig(bucket=subjects.POLICY_BUCKET, history=10),
+        # Delivery records must outlive any redelivery of their event (the stream keeps 30 days).
+        KeyValueConfig(bucket=subjects.NOTIFIER_BUCKET, history=1, ttl=31 * 24 * 3600.0),
+    ]
+
+
+# Every bucket by name, at the default settings.
+BUCKETS: dict[str, KeyValueConfig] = {config.bucket: config for config in bucket_configs(StreamSettings())}
 
 
 async def provision(
@@ -119,7 +126,7 @@ async def provision(
     for config in stream_configs(settings):
         await _ensure_stream(js, config)
     await _ensure_consumer(js, subjects.METRICS_STREAM, decider_consumer_config(settings))
-    for bucket in BUCKETS.values():
+    for bucket in bucket_configs(settings):
         await _ensure_bucket(js, bucket)
     for stream, consumer in consumers:
         await js.add_consumer(stream, consumer)  # create, or update to these settings
@@ -151,8 +158,9 @@ async def verify(
     expected = {
         config.name: _fields(config, STREAM_FIELDS) for config in stream_configs(settings or StreamSettings())
     }
+    bucket_settings = {config.bucket: config for config in bucket_configs(settings or StreamSettings())}
     for bucket in buckets:
-        expected[f"KV_{bucket}"] = _bucket_fields(BUCKETS[bucket])
+        expected[f"KV_{bucket}"] = _bucket_fields(bucket_settings[bucket])
     problems: list[str] = []
     for name in [*streams, *(f"KV_{bucket}" for bucket in buckets)]:
         try:
@@ -244,7 +252,14 @@ async def _ensure_consumer(js: Any, stream: str, config: ConsumerConfig) -> None
 
 async def _ensure_bucket(js: Any, config: KeyValueConfig) -> None:
     try:
-        await js.key_value(config.bucket)
+        kv = await js.key_value(config.bucket)
     except NotFoundError:  # nats-py raises its subclass BucketNotFoundError
         await js.create_key_value(config)
         log.info("created bucket %s", config.bucket, extra={"event": "bucket_created"})
+        return
+    wanted_ttl = config.ttl or 0.0
+    if ((await kv.status()).ttl or 0.0) != wanted_ttl:
+        # A bucket is a stream; its TTL is the stream's max_age (kept in step, as for streams).
+        info = await js.stream_info(f"KV_{config.bucket}")
+        info.config.max_age = wanted_ttl
+        await js.update_stream(info.config)

@@ -1,8 +1,10 @@
 """One batch of node samples: decode, decide (with compare-and-set on the state),
 publish the intents, and only then acknowledge.
 
-Undecodable or invalid samples are logged, counted and terminated (never redelivered);
-a sample whose state could not be written after several tries is nak'ed for later.
+No sample stops the replica. Undecodable or invalid samples, samples on another node's
+subject and samples from the future are logged, counted and terminated (never
+redelivered); so is any sample whose handling raises (a poison message). A sample whose
+state could not be written (contention, or the broker away) is nak'ed for later.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from services.decider import metrics
 from services.decider.policy import Decision, decide
@@ -33,16 +38,22 @@ class Counters:
     samples: int = 0
     decisions: int = 0  # containers decided
     intents: int = 0
-    invalid: int = 0
+    invalid: int = 0  # not a sample
+    refused: int = 0  # a sample, but not one to believe: another node's subject, from the future
+    poison: int = 0  # handling it raised
     stale: int = 0
     conflicts: int = 0
     retried: int = 0
 
 
+class StateUnavailable(Exception):
+    """The state could not be written now; the sample waits for a later delivery."""
+
+
 class SampleHandler:
     def __init__(
         self,
-        js: Any,
+        js: JetStreamContext,
         store: StateStore,
         policy: PolicySource,
         clock: Clock,
@@ -56,47 +67,74 @@ class SampleHandler:
         self._replica = replica_id
         self.counters = Counters()
 
-    async def handle_batch(self, messages: Sequence[Any]) -> None:
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
         """Samples of one node are decided in order; different nodes touch different
         keys, so they are decided concurrently and their round trips overlap.
 
         Messages are grouped by subject (one subject per node) and decoded inside each
         node's task, so the first node's intents go out while later ones are still being
         decoded: a sample does not wait for the whole batch."""
-        by_subject: dict[str, list[Any]] = {}
+        by_subject: dict[str, list[Msg]] = {}
         for msg in messages:
             by_subject.setdefault(msg.subject, []).append(msg)
         await asyncio.gather(*(self._handle_node(msgs) for msgs in by_subject.values()))
 
-    async def _handle_node(self, messages: list[Any]) -> None:
+    async def _handle_node(self, messages: list[Msg]) -> None:
         for msg in messages:
-            node_sample = await self._decode(msg)
-            if node_sample is None:
-                continue
-            intents = await self._decide_sample(msg, node_sample)
-            if intents is not None:
-                await self._publish_then_ack(msg, intents)
+            try:
+                await self._handle(msg)
+            except Exception as exc:  # a poison message: set it aside, never stop the replica
+                self.counters.poison += 1
+                log.error("sample set aside, handling it failed: %s: %s",
+                          type(exc).__name__, sanitize(exc, 300),
+                          extra={"event": "sample_poison",
+                                 "subject": sanitize(msg.subject, 200)})  # fmt: skip
+                await _quietly(msg.term())
 
-    async def _decode(self, msg: Any) -> NodeSample | None:
+    async def _handle(self, msg: Msg) -> None:
+        node_sample = await self._decode(msg)
+        if node_sample is None:
+            return
         try:
-            return decode(msg.data, NodeSample)
+            decision = await self._decide_with_state(node_sample)
+        except StateUnavailable as exc:
+            self.counters.retried += 1
+            log.warning("%s; sample %s left for redelivery", exc, node_sample.sample_id,
+                        extra={"event": "state_unavailable", "node": node_sample.node})  # fmt: skip
+            await _quietly(msg.nak(delay=RETRY_DELAY_S))
+            return
+        await failpoints.reach("decider.after-state-write")
+        if decision.refused:
+            await self._refuse(msg, decision.refused, node_sample.node)
+            return
+        self._count(node_sample, decision)
+        await self._publish_then_ack(msg, decision.intents)
+
+    async def _decode(self, msg: Msg) -> NodeSample | None:
+        try:
+            node_sample = decode(msg.data, NodeSample)
         except CodecError as exc:
             self.counters.invalid += 1
             metrics.SAMPLES_INVALID.inc()
             log.warning("invalid sample set aside: %s", sanitize(exc, 500),
                         extra={"event": "sample_invalid", "subject": sanitize(msg.subject, 200)})  # fmt: skip
-            await msg.term()
+            await _quietly(msg.term())
             return None
+        if msg.subject != subjects.metrics_subject(node_sample.node):
+            why = f"sample of node {node_sample.node} on another node's subject"
+            await self._refuse(msg, why, msg.subject)
+            return None
+        return node_sample
 
-    async def _decide_sample(self, msg: Any, sample: NodeSample) -> Sequence[ScaleIntent] | None:
+    async def _refuse(self, msg: Msg, why: str, where: str) -> None:
+        self.counters.refused += 1
+        log.warning("sample refused: %s", why,
+                    extra={"event": "sample_refused", "subject": sanitize(where, 200)})  # fmt: skip
+        await _quietly(msg.term())
+
+    def _count(self, sample: NodeSample, decision: Decision) -> None:
         self.counters.samples += 1
         metrics.SAMPLES.labels(sample.node).inc()
-        decision = await self._decide_with_state(sample)
-        if decision is None:
-            self.counters.retried += 1
-            await msg.nak(delay=RETRY_DELAY_S)
-            return None
-        await failpoints.reach("decider.after-state-write")
         if decision.ignored:
             self.counters.stale += 1
             metrics.SAMPLES_IGNORED.labels(sample.node).inc()
@@ -105,9 +143,8 @@ class SampleHandler:
         else:
             self.counters.decisions += len(sample.containers)
             metrics.DECISIONS.labels(sample.node).inc(len(sample.containers))
-        return decision.intents
 
-    async def _decide_with_state(self, sample: NodeSample) -> Decision | None:
+    async def _decide_with_state(self, sample: NodeSample) -> Decision:
         for _ in range(MAX_STATE_ATTEMPTS):
             with metrics.DECIDE_SECONDS.labels(sample.node).time():
                 decision = decide(
@@ -115,18 +152,20 @@ class SampleHandler:
                 )
             if not decision.state_changes:
                 return decision
-            conflicts = await self._store.write(sample.node, decision.state_changes)
-            if not conflicts:
-                return decision
-            # Another replica wrote first: read what it wrote and decide those containers again.
-            self.counters.conflicts += len(conflicts)
-            metrics.STATE_CONFLICTS.labels(sample.node).inc(len(conflicts))
-            await self._store.refresh(sample.node, conflicts)
-        log.warning("state of %s kept changing under us; sample left for redelivery", sample.sample_id,
-                    extra={"event": "state_contended", "node": sample.node})  # fmt: skip
-        return None
+            try:
+                conflicts = await self._store.write(sample.node, decision.state_changes)
+                if not conflicts:
+                    return decision
+                # Another replica wrote first: read what it wrote and decide those containers again.
+                self.counters.conflicts += len(conflicts)
+                metrics.STATE_CONFLICTS.labels(sample.node).inc(len(conflicts))
+                await self._store.refresh(sample.node, conflicts)
+            except Exception as exc:  # the broker away, the bucket gone: not this sample's fault
+                why = f"{type(exc).__name__}: {sanitize(exc, 200)}"
+                raise StateUnavailable(f"state write failed ({why})") from exc
+        raise StateUnavailable(f"state of {sample.sample_id} kept changing under us")
 
-    async def _publish_then_ack(self, msg: Any, intents: Sequence[ScaleIntent]) -> None:
+    async def _publish_then_ack(self, msg: Msg, intents: Sequence[ScaleIntent]) -> None:
         try:
             futures = [
                 await self._js.publish_async(
@@ -151,7 +190,8 @@ class SampleHandler:
                 "intent_id": intent.intent_id, "dry_run": intent.dry_run,
                 "policy_version": intent.policy_version, "replica": self._replica,
             })  # fmt: skip
-        await msg.ack()
+        # A lost ack only means a redelivery, which replays the same intents.
+        await _quietly(msg.ack())
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

@@ -1,6 +1,6 @@
 """The decider's loop: connect, check what setup provisioned, follow state and policy,
-fetch samples from the shared `deciders` consumer in batches, hand them to the handler,
-until stopped.
+then `tick` until stopped — housekeeping when due, fetch a batch from the shared
+`deciders` consumer, hand it to the handler.
 
 Survives broker restarts: the client reconnects by itself; when fetching keeps failing
 the subscription and watchers are re-created (the stream objects are setup's to restore).
@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from services.decider.handler import SampleHandler
 from services.decider.policy_source import PolicySource
@@ -28,7 +30,8 @@ from shared.provisioning import StreamSettings, decider_consumer_config, verify
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 1.0
-RELOAD_CHECK_S = 2.0
+HOUSEKEEPING_S = 2.0  # policy file check, expired state keys
+FAILURES_BEFORE_RECOVERY = 3
 
 
 class DeciderService:
@@ -46,24 +49,31 @@ class DeciderService:
         self._clock = clock or SystemClock()
         self._streams = stream_settings or StreamSettings()
         self.policy = PolicySource(config, config_path)
-        self.nc: Any = None
+        self.nc: Client | None = None
         self.handler: SampleHandler | None = None
+        self.store: StateStore | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._failures = 0
+        self._next_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         self.nc = await connect(self.config.nats, service=f"decider-{self.replica_id}")
         js = self.nc.jetstream()
         try:
             await self._verify(js)
-            store = StateStore(await js.key_value(subjects.STATE_BUCKET))
-            self.handler = SampleHandler(js, store, self.policy, self._clock, replica_id=self.replica_id)
-            await self._follow(js, store)
+            kv = await js.key_value(subjects.STATE_BUCKET)
+            self.store = StateStore(kv, self._clock, self._streams.state_ttl_s)
+            self.handler = SampleHandler(js, self.store, self.policy, self._clock, replica_id=self.replica_id)
+            await self._follow(js)
+            self._subscription = await self._subscribe(js)
             log.info("decider %s ready", self.replica_id,
                      extra={"event": "ready", "policy_version": self.policy.view.version})  # fmt: skip
-            await self._loop(js, store, stop)
+            while not stop.is_set():
+                await self.tick(js)
         finally:
             await self._close()
 
-    async def _verify(self, js: Any) -> None:
+    async def _verify(self, js: JetStreamContext) -> None:
         """What this service uses must exist as setup made it (NotProvisionedError if not)."""
         await verify(
             js, service="decider", settings=self._streams,
@@ -72,55 +82,68 @@ class DeciderService:
             buckets=[subjects.STATE_BUCKET, subjects.POLICY_BUCKET],
         )  # fmt: skip
 
-    async def _follow(self, js: Any, store: StateStore) -> None:
-        await store.start()
-        await self.policy.start(await js.key_value(subjects.POLICY_BUCKET))
-
-    async def _loop(self, js: Any, store: StateStore, stop: asyncio.Event) -> None:
-        assert self.handler is not None
-        subscription = await self._subscribe(js)
-        failures = 0
-        next_reload = asyncio.get_running_loop().time() + RELOAD_CHECK_S
-        while not stop.is_set():
-            if asyncio.get_running_loop().time() >= next_reload:
-                self.policy.reload_if_changed()
-                next_reload = asyncio.get_running_loop().time() + RELOAD_CHECK_S
-            try:
-                messages = await subscription.fetch(self.config.decider.batch, timeout=FETCH_TIMEOUT_S)
-            except nats.errors.TimeoutError:
-                continue
-            except Exception as exc:
-                failures += 1
-                log.warning("fetching samples failed (%s): %s", failures, exc,
-                            extra={"event": "fetch_failed"})  # fmt: skip
-                await asyncio.sleep(min(0.2 * failures, 2.0))
-                if failures >= 3:
-                    subscription = await self._recover(js, store, subscription)
-                continue
-            if failures:
-                failures = 0
-                await self._follow(js, store)  # the watchers may have missed updates while away
+    async def tick(self, js: JetStreamContext) -> None:
+        """One turn: housekeeping when due, one batch fetched and handled."""
+        self._housekeeping()
+        messages = await self._fetch(js)
+        if messages and self.handler is not None:
             await self.handler.handle_batch(messages)
 
-    async def _subscribe(self, js: Any) -> Any:
+    def _housekeeping(self) -> None:
+        now = self._clock.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_S
+        self.policy.reload_if_changed()
+        if self.store is not None:
+            self.store.expire()
+
+    async def _fetch(self, js: JetStreamContext) -> list[Msg]:
+        """A batch, or nothing after a quiet second or a failure (counted; recovery after a few)."""
+        assert self._subscription is not None
+        try:
+            messages = await self._subscription.fetch(self.config.decider.batch, timeout=FETCH_TIMEOUT_S)
+        except nats.errors.TimeoutError:
+            return []
+        except Exception as exc:
+            self._failures += 1
+            log.warning("fetching samples failed (%s): %s", self._failures, exc,
+                        extra={"event": "fetch_failed"})  # fmt: skip
+            await asyncio.sleep(min(0.2 * self._failures, 2.0))
+            if self._failures >= FAILURES_BEFORE_RECOVERY:
+                await self._recover(js)
+            return []
+        if self._failures:
+            self._failures = 0
+            await self._follow(js)  # the watchers may have missed updates while away
+        return messages
+
+    async def _follow(self, js: JetStreamContext) -> None:
+        assert self.store is not None
+        await self.store.start()
+        await self.policy.start(await js.key_value(subjects.POLICY_BUCKET))
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         subscription = await js.pull_subscribe_bind(
             consumer=subjects.DECIDER_CONSUMER, stream=subjects.METRICS_STREAM
         )
         READINESS.mark(CONSUMER_BOUND, True)
         return subscription
 
-    async def _recover(self, js: Any, store: StateStore, subscription: Any) -> Any:
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()
+    async def _recover(self, js: JetStreamContext) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
         try:
-            await self._follow(js, store)
-            return await self._subscribe(js)
+            await self._follow(js)
+            self._subscription = await self._subscribe(js)
         except Exception as exc:
             log.warning("re-subscribing failed, will retry: %s", exc, extra={"event": "resubscribe_failed"})
-            return subscription
 
     async def _close(self) -> None:
         await self.policy.stop()
+        if self.store is not None:
+            await self.store.stop()
         if self.nc is not None and not self.nc.is_closed:
             # Every batch is published and acknowledged before the loop looks at `stop`,
             # so flushing what is buffered is enough; nothing is left half done.

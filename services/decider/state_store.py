@@ -3,6 +3,10 @@
 Reading is local (no round trip on the hot path); writing is compare-and-set on the
 revision the view holds (`kv.create` for a new key). A lost compare-and-set means
 another replica wrote first: the caller refreshes that key and decides again.
+
+Keys expire in the bucket after its TTL without a delete marker, so the view forgets a
+key it has not seen written for as long (`expire`), and memory does not grow with
+containers that are gone.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 
 from services.decider.kv_watch import stop_following
 from services.decider.policy import ContainerState, decode_state, encode_state
 from shared import subjects
+from shared.clock import Clock
 from shared.validation import sanitize
 
 log = logging.getLogger(__name__)
@@ -24,10 +30,13 @@ _DELETES = {"DEL", "PURGE"}
 
 
 class StateStore:
-    def __init__(self, kv: Any) -> None:
+    def __init__(self, kv: KeyValue, clock: Clock, ttl_s: float) -> None:
         self._kv = kv
+        self._clock = clock
+        self._ttl_s = ttl_s
         self._states: dict[str, dict[int, ContainerState]] = {}
         self._revisions: dict[str, dict[int, int]] = {}
+        self._written_at: dict[tuple[str, int], float] = {}  # monotonic, for expiry
         self._watch_task: asyncio.Task[None] | None = None
         self._watcher: Any = None
 
@@ -41,6 +50,14 @@ class StateStore:
 
     async def stop(self) -> None:
         await self._stop_watch()
+
+    def expire(self) -> int:
+        """Forget keys not written for the bucket's TTL (the server has dropped them)."""
+        horizon = self._clock.monotonic() - self._ttl_s
+        old = [key for key, at in self._written_at.items() if at < horizon]
+        for node, vmid in old:
+            self._forget(node, vmid)
+        return len(old)
 
     def states_for(self, node: str) -> Mapping[int, ContainerState]:
         return self._states.get(node, {})
@@ -67,7 +84,7 @@ class StateStore:
             except KeyNotFoundError:  # includes deleted keys
                 self._forget(node, vmid)
                 continue
-            self._remember(node, vmid, entry.revision, entry.value)
+            self._remember(node, vmid, entry.revision or 0, entry.value)
 
     async def _write_one(self, node: str, vmid: int, state: ContainerState) -> None:
         key = subjects.state_key(node, vmid)
@@ -127,10 +144,16 @@ class StateStore:
     def _set(self, node: str, vmid: int, revision: int, state: ContainerState) -> None:
         self._revisions.setdefault(node, {})[vmid] = revision
         self._states.setdefault(node, {})[vmid] = state
+        self._written_at[(node, vmid)] = self._clock.monotonic()
 
     def _forget(self, node: str, vmid: int) -> None:
         self._revisions.get(node, {}).pop(vmid, None)
         self._states.get(node, {}).pop(vmid, None)
+        self._written_at.pop((node, vmid), None)
+        if not self._states.get(node, True):
+            del self._states[node]
+        if not self._revisions.get(node, True):
+            del self._revisions[node]
 
     async def _stop_watch(self) -> None:
         await stop_following(self._watch_task, self._watcher)

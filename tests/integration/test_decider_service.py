@@ -2,125 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
 import pytest
+from decider_harness import FAST_REDELIVERY, Cluster, Replica, config_for, fresh, running_cluster, until
 from support import reading, sample
 
 from services.decider.policy import PauseEntry, decode_state
 from services.decider.service import DeciderService
 from shared import failpoints, subjects
-from shared.codec import decode, encode
-from shared.config import AutoscaleConfig, parse_config
-from shared.models import ContainerReading, NodeSample, ScaleIntent
-from shared.provisioning import StreamSettings, provision
-
-FAST_REDELIVERY = StreamSettings(decider_ack_wait_s=1.0)
-
-
-def config_for(broker: Any, **defaults: Any) -> AutoscaleConfig:
-    document = {"DEFAULT": {"scale_down_stabilization_s": 20, **defaults}, "NATS": {"url": broker.url}}
-    return parse_config(document, env={})
-
-
-@dataclass
-class Replica:
-    service: DeciderService
-    stop: asyncio.Event
-    task: asyncio.Task[None]
-
-    async def halt(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 10)
-
-    async def kill(self) -> None:
-        """Die without acknowledging anything in flight: cancel and drop the connection."""
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.task
-        if self.service.nc is not None and not self.service.nc.is_closed:
-            await self.service.nc.close()
-
-
-@dataclass
-class Cluster:
-    broker: Any
-    nc: Any
-    replicas: list[Replica] = field(default_factory=list)
-
-    async def start(self, config: AutoscaleConfig, name: str) -> Replica:
-        service = DeciderService(config, replica_id=name, stream_settings=FAST_REDELIVERY)
-        stop = asyncio.Event()
-        replica = Replica(service, stop, asyncio.create_task(service.run(stop)))
-        self.replicas.append(replica)
-        await _until(lambda: _ready(service), what=f"replica {name} ready")
-        return replica
-
-    async def publish(self, node_sample: NodeSample) -> None:
-        await self.nc.jetstream().publish(subjects.metrics_subject(node_sample.node), encode(node_sample))
-
-    async def drained(self, timeout: float = 15) -> None:
-        js = self.nc.jetstream()
-
-        async def done() -> bool:
-            info = await js.consumer_info(subjects.METRICS_STREAM, subjects.DECIDER_CONSUMER)
-            return info.num_pending == 0 and info.num_ack_pending == 0
-
-        await _until(done, timeout=timeout, what="every sample acknowledged")
-
-    async def intents(self) -> list[ScaleIntent]:
-        """Every intent stored so far (read off the work queue, as the actuator would)."""
-        js = self.nc.jetstream()
-        sub = await js.pull_subscribe(
-            subjects.INTENTS_ALL, durable="test-reader", stream=subjects.INTENTS_STREAM
-        )
-        found: list[ScaleIntent] = []
-        while True:
-            try:
-                batch = await sub.fetch(100, timeout=0.5)
-            except TimeoutError:  # nats-py raises its own subclass or asyncio's, depending on the path
-                break
-            for msg in batch:
-                found.append(decode(msg.data, ScaleIntent))
-                await msg.ack_sync()
-        await sub.unsubscribe()
-        return found
-
-
-async def _ready(service: DeciderService) -> bool:
-    return service.handler is not None
-
-
-async def _until(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 10, what: str = "condition"
-) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+from shared.codec import encode
+from shared.config import parse_config
+from shared.models import NodeSample
+from shared.provisioning import provision
 
 
 @pytest.fixture
 async def cluster(broker: Any) -> AsyncIterator[Cluster]:
-    client = await nats.connect(broker.url)
-    await provision(client.jetstream(), FAST_REDELIVERY)
-    group = Cluster(broker, client)
-    yield group
-    for replica in group.replicas:
-        with contextlib.suppress(Exception):
-            await replica.kill()
-    await client.close()
-
-
-def fresh(*containers: ContainerReading, **overrides: Any) -> NodeSample:
-    return sample(*containers, **{"taken_at": datetime.now(UTC), **overrides})
+    async with running_cluster(broker) as group:
+        yield group
 
 
 # ------------------------------------------------------------------ basic flow
@@ -166,7 +70,7 @@ async def test_a_pause_written_to_the_policy_bucket_takes_effect_without_restart
     await kv.put(
         "pause.pve1.101", PauseEntry(mode="scale-up", reason="maintenance").model_dump_json().encode()
     )
-    await _until(lambda: _paused(replica), what="pause seen")
+    await until(lambda: _paused(replica), what="pause seen")
     await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102, cpu_pct=95.0)))
     await cluster.drained()
     assert [i.vmid for i in await cluster.intents()] == [102]
@@ -271,7 +175,7 @@ async def test_a_replica_killed_mid_decision_loses_nothing_and_duplicates_nothin
     with failpoints.armed(point, "pause"):
         doomed = await cluster.start(config_for(cluster.broker), "doomed")
         await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102, memory_pct=90.0)))
-        await _until(paused, what="the doomed replica at the failpoint")
+        await until(paused, what="the doomed replica at the failpoint")
     await doomed.kill()
     survivor = await cluster.start(config_for(cluster.broker), "survivor")
     await cluster.drained()
@@ -301,7 +205,7 @@ async def test_a_redelivered_sample_gives_no_duplicate_intent(cluster: Cluster) 
 async def test_the_replica_survives_a_broker_restart(cluster: Cluster) -> None:
     await cluster.start(config_for(cluster.broker), "r1")
     cluster.broker.restart()
-    await _until(lambda: _published(cluster, fresh(reading(101, cpu_pct=95.0))), timeout=15,
+    await until(lambda: _published(cluster, fresh(reading(101, cpu_pct=95.0))), timeout=15,
                  what="JetStream back after the restart")  # fmt: skip
     await cluster.drained(timeout=20)
     assert [i.vmid for i in await cluster.intents()] == [101]

@@ -61,6 +61,14 @@ def test_an_unknown_schema_version_is_refused_with_a_clear_error() -> None:
         decode(msgpack.packb(raw), ScaleIntent)
 
 
+@pytest.mark.parametrize("version", [1.0, True, "1"], ids=["float 1.0", "true", "string"])
+def test_schema_version_must_be_the_integer_1(version: object) -> None:
+    raw = sample(reading()).model_dump(mode="json")
+    raw["schema_version"] = version
+    with pytest.raises(CodecError, match="unsupported schema_version"):
+        decode(msgpack.packb(raw), NodeSample)
+
+
 @pytest.mark.parametrize(
     "payload",
     [b"", b"\xc1", b"not msgpack at all \xff\xfe", msgpack.packb([1, 2, 3]), msgpack.packb("text")],

@@ -231,16 +231,22 @@ def _intent(
 def _stamped(
     ctx: SampleContext, kept: dict[Resource, ResourceState], pending: PendingIntent | None
 ) -> ContainerState:
-    return ContainerState(boot_id=ctx.sample.boot_id, seq=ctx.sample.seq, pending=pending, **states(kept))
+    sample = ctx.sample
+    return ContainerState(boot_id=sample.boot_id, seq=sample.seq, at=ctx.at, pending=pending, **states(kept))
 
 
 def _replayed(state: ContainerState, ctx: SampleContext, budget: Budget) -> ContainerResult | None:
     """A sample this state already reflects (a redelivery, or a retry after a lost
-    compare-and-set) re-emits the intent it produced then; an older one is ignored."""
+    compare-and-set) re-emits the intent it produced then; an older one is ignored.
+
+    A sample taken later than the state's is never "older", whatever its seq: one forged
+    seq must not make every later real sample look old."""
     sample = ctx.sample
     if state.seq is None or state.boot_id != sample.boot_id or state.seq < sample.seq:
         return None
-    if state.seq > sample.seq:
+    if state.at is not None and ctx.at > state.at:
+        return None
+    if state.seq > sample.seq or (state.at is not None and ctx.at < state.at):
         return ContainerResult(note=f"older than the state (seq {sample.seq} < {state.seq})")
     pending = state.pending
     if pending is not None and pending.intent.source_id == sample.sample_id:

@@ -21,7 +21,8 @@ class Decision:
     intents: tuple[ScaleIntent, ...] = ()
     state_changes: Mapping[int, ContainerState] = field(default_factory=dict)  # by vmid
     notes: Mapping[int, str] = field(default_factory=dict)  # why a container was left alone
-    ignored: str | None = None  # why the whole sample was ignored
+    ignored: str | None = None  # why the whole sample was ignored (stale)
+    refused: str | None = None  # why the whole sample was refused (it cannot be true)
 
 
 def decide(
@@ -34,7 +35,9 @@ def decide(
     clock, used for staleness and intent timestamps only — every window, cooldown and
     off-peak hour is measured on the sample's own `taken_at`, so replicas agree."""
     age_s = (now - sample.taken_at).total_seconds()
-    limit_s = view.stale_after_intervals * sample.interval_s
+    if -age_s > view.max_clock_skew_s:
+        return Decision(refused=f"sample from the future: taken {-age_s:.0f}s ahead of this replica's clock")
+    limit_s = max(view.stale_after_intervals * sample.interval_s, view.min_stale_s)
     if age_s > limit_s:
         return Decision(ignored=f"stale sample: taken {age_s:.0f}s ago, limit {limit_s:.0f}s")
     defaults = view.defaults
@@ -47,7 +50,7 @@ def decide(
         multiplier=behaviour_multiplier(defaults.behaviour, off_peak),
         energy=defaults.energy_mode and off_peak,
     )
-    budget = Budget.for_host(sample.host, defaults)
+    budget = Budget.for_node(sample, view.host_sizes.get(sample.node), defaults)
     intents: list[ScaleIntent] = []
     changes: dict[int, ContainerState] = {}
     notes: dict[int, str] = {}

@@ -73,6 +73,7 @@ class ContainerState(_StateModel):
     state_version: Literal[1] = STATE_VERSION
     boot_id: str | None = None  # the sample that last changed this state
     seq: int | None = None
+    at: float | None = None  # and its taken_at (sample clock)
     cpu: ResourceState = ResourceState()
     memory: ResourceState = ResourceState()
     pending: PendingIntent | None = None

@@ -19,6 +19,9 @@ class PolicyView:
         self.ignored = frozenset(config.defaults.ignore_lxc)
         self.intent_ttl_s = config.decider.intent_ttl_s
         self.stale_after_intervals = config.decider.stale_after_intervals
+        self.min_stale_s = config.decider.min_stale_s
+        self.max_clock_skew_s = config.decider.max_clock_skew_s
+        self.host_sizes = config.decider.host_sizes
         self.dry_run = config.defaults.dry_run
         self._policies: dict[int, ScalingPolicy] = {}
 
