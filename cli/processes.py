@@ -38,7 +38,7 @@ class ProcessGroup:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=self.env,
-            start_new_session=True,  # Ctrl-C goes to the demo, which stops them in order
+            start_new_session=True,  # Ctrl-C goes to the demo only, which then stops them all
         )
         member = ServiceProcess(name=name, process=process, log_path=log_path, log_file=log_file)
         self.members.append(member)
@@ -48,7 +48,9 @@ class ProcessGroup:
         return [m for m in self.members if m.process.poll() is not None]
 
     def stop_all(self, timeout_s: float = 10.0) -> None:
-        # Stop in reverse start order: producers of work stop after its consumers drain.
+        # SIGTERM to every member at once, newest first (the demo starts the collector last,
+        # so it is told first); then wait for each. Nothing waits for another to drain: each
+        # service finishes what it holds on SIGTERM, and the streams keep the rest.
         for member in reversed(self.members):
             if member.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

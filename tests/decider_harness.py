@@ -42,7 +42,7 @@ class Replica:
         """Die without acknowledging anything in flight: cancel and drop the connection."""
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.task
+            await asyncio.wait_for(self.task, 15)
         if self.service.nc is not None and not self.service.nc.is_closed:
             await self.service.nc.close()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+
+from nats.js.kv import KeyValue
 
 
-async def stop_following(task: asyncio.Task[None] | None, watcher: Any) -> None:
+async def stop_following(task: asyncio.Task[None] | None, watcher: KeyValue.KeyWatcher | None) -> None:
     """Cancel the follower task, then stop the watcher; errors of a dead connection are moot."""
     if task is not None:
         task.cancel()
@@ -16,4 +17,4 @@ async def stop_following(task: asyncio.Task[None] | None, watcher: Any) -> None:
             await task
     if watcher is not None:
         with contextlib.suppress(Exception):
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py

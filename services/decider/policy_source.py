@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from services.decider.kv_watch import stop_following
@@ -30,9 +30,9 @@ class PolicySource:
         self._pauses: dict[str, PauseEntry] = {}
         self.view = PolicyView(config)
         self._watch_task: asyncio.Task[None] | None = None
-        self._watcher: Any = None
+        self._watcher: KeyValue.KeyWatcher | None = None
 
-    async def start(self, kv: Any) -> None:
+    async def start(self, kv: KeyValue) -> None:
         await self.stop()
         self._watcher = await kv.watch(f"{PAUSE_KEY_PREFIX}>")
         self._watch_task = asyncio.create_task(self._follow(self._watcher))
@@ -59,7 +59,7 @@ class PolicySource:
                  extra={"event": "policy_reloaded", "policy_version": self.view.version})  # fmt: skip
         return True
 
-    async def _follow(self, watcher: Any) -> None:
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             async for entry in watcher:
                 if entry is not None:

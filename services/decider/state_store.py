@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -38,7 +37,7 @@ class StateStore:
         self._revisions: dict[str, dict[int, int]] = {}
         self._written_at: dict[tuple[str, int], float] = {}  # monotonic, for expiry
         self._watch_task: asyncio.Task[None] | None = None
-        self._watcher: Any = None
+        self._watcher: KeyValue.KeyWatcher | None = None
 
     async def start(self) -> None:
         """Load every key and follow later writes (ours and other replicas')."""
@@ -96,7 +95,7 @@ class StateStore:
             new_revision = await self._kv.update(key, data, last=revision)
         self._set(node, vmid, new_revision, state)
 
-    async def _follow(self, watcher: Any, ready: asyncio.Future[None]) -> None:
+    async def _follow(self, watcher: KeyValue.KeyWatcher, ready: asyncio.Future[None]) -> None:
         try:
             async for entry in watcher:
                 if entry is None:  # end of the initial values
@@ -114,18 +113,19 @@ class StateStore:
             if not ready.done():
                 ready.set_result(None)
 
-    def _apply(self, entry: Any) -> None:
+    def _apply(self, entry: KeyValue.Entry) -> None:
         node, _, vmid_text = entry.key.partition(".")
         if not vmid_text.isdigit():
             return
         vmid = int(vmid_text)
+        revision = entry.revision or 0
         known = self._revisions.get(node, {}).get(vmid)
-        if known is not None and entry.revision <= known:
+        if known is not None and revision <= known:
             return  # our own write, already in the view
         if entry.operation in _DELETES:
             self._forget(node, vmid)
         else:
-            self._remember(node, vmid, entry.revision, entry.value)
+            self._remember(node, vmid, revision, entry.value)
 
     def _remember(self, node: str, vmid: int, revision: int, value: bytes | None) -> None:
         try:

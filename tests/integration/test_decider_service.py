@@ -167,9 +167,10 @@ async def test_three_replicas_decide_exactly_what_one_replica_decides(broker: An
 
 async def test_a_replica_killed_mid_decision_loses_nothing_and_duplicates_nothing(cluster: Cluster) -> None:
     point = "decider.after-state-write"
+    before = failpoints.hits[point]  # the counter is per process: other tests reach it too
 
     async def paused() -> bool:
-        return failpoints.hits[point] == 1
+        return failpoints.hits[point] == before + 1
 
     # Hang like a frozen process once the state is written, never publishing or acking.
     with failpoints.armed(point, "pause"):
