@@ -189,20 +189,34 @@ def _read_cgroup(
             _close(fd)
     if all(reason == "vanished" for reason in found):
         return RawContainer(vmid, conf, running=False)  # stopped since we listed it
+    return _parsed(vmid, conf, inode, found, usage, known_limit)
+
+
+def _parsed(
+    vmid: int,
+    conf: ConfValues,
+    inode: int,
+    found: list[bytes | MissingReason],
+    usage: int | MissingReason | None,
+    known_limit: int | None,
+) -> RawContainer:
+    """Parse the raw file contents read by `_read_cgroup`; a reason stays a reason."""
     cpu_stat, current, limit, stat, cpu_psi, memory_psi, events, cpuset = found
+    if usage is None:
+        usage = cpu_stat if isinstance(cpu_stat, str) else parse_keyed(cpu_stat, b"usage_usec")
+    if known_limit is None:
+        memory_max = limit if isinstance(limit, str) else parse_limit(limit)
+    else:
+        memory_max = known_limit
     return RawContainer(
         vmid,
         conf,
         True,
         inode,
-        usage
-        if usage is not None
-        else cpu_stat
-        if isinstance(cpu_stat, str)
-        else parse_keyed(cpu_stat, b"usage_usec"),
+        usage,
         None,
         current if isinstance(current, str) else parse_counter(current),
-        known_limit if known_limit is not None else limit if isinstance(limit, str) else parse_limit(limit),
+        memory_max,
         stat if isinstance(stat, str) else parse_keyed(stat, b"file"),
         False,
         None if isinstance(cpu_psi, str) else parse_pressure_some_avg10(cpu_psi),
