@@ -86,3 +86,11 @@ def test_the_decider_never_proposes_memory_below_recent_use(
                 recent = max(u for t, u in history if t >= at - window_s)
                 assert intent.target.memory_mb >= recent + increment
             memory = intent.target.memory_mb  # applied at once, as an actuator would
+
+
+def test_a_cpulimit_only_container_read_through_pvesh_is_left_alone_with_a_reason() -> None:
+    # `cpulimit: 1.5` and no `cores` line: the collector reports the host's 16 CPUs (as
+    # Proxmox allows and as the actuator reads back), never ceil(maxcpu) = 2
+    decision = Node(view({"max_cores": 32})).sample(reading(cpu_pct=100.0, cores=16, cpulimit=1.5))
+    assert decision.intents == ()
+    assert "cpulimit is below its cores" in decision.notes[101]

@@ -158,7 +158,7 @@ def _propose(
         if view.waiting:
             return None, kept, view.waiting  # the last growth has not taken effect yet
         if proposal.kind == "threshold" and view.held_back:
-            return None, kept, None  # growing cannot help: something else caps the container
+            return None, kept, "cores not grown: its cpulimit is below its cores, more cores would not help"
     if proposal.direction == "down" and view.used is not None:
         return _above_recent_use(proposal, view, kept)
     return proposal, kept, None
