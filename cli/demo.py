@@ -28,11 +28,11 @@ import yaml
 from cli.processes import ProcessGroup
 from cli.setup import actuator_consumers, setup_nodes
 from shared import subjects
-from shared.codec import CodecError, decode
+from shared.codec import CodecError, decode, decode_intent
 from shared.config import load_config
 from shared.embedded_broker import EmbeddedBroker, free_port, port_is_free, start_broker
 from shared.event_text import format_line
-from shared.models import ScaleEvent, ScaleIntent
+from shared.models import ScaleEvent
 from shared.provisioning import provision
 
 SCENARIO = Path(__file__).resolve().parent.parent / "simnode" / "scenarios" / "demo.json"
@@ -237,7 +237,7 @@ class Demo:
     async def _on_intent(self, msg: Any) -> None:
         with contextlib.suppress(CodecError):
             # Replicas may publish the same intent; the stream keeps one, we count ids.
-            self.tally.intents.add(decode(msg.data, ScaleIntent).intent_id)
+            self.tally.intents.add(decode_intent(msg.data).intent_id)
             self.tally.last_activity = time.monotonic()
 
     async def _wait_until_done(self) -> int:

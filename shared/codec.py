@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import msgpack
 from pydantic import ValidationError
 
-from shared.models import SCHEMA_VERSION, WireModel
+from shared.models import SCHEMA_VERSION, AnyIntent, GroupIntent, ScaleIntent, WireModel
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # NATS' default max_payload
 MAX_LIST_LENGTH = 20_000
@@ -41,7 +41,22 @@ def encode(message: WireModel) -> bytes:
 
 
 def decode(data: bytes, model: type[M]) -> M:
-    name = model.__name__
+    return _validate(_checked_map(data, model.__name__), model)
+
+
+def decode_intent(data: bytes) -> AnyIntent:
+    """An intent from the shared intents subject: a GroupIntent when `kind` is "group",
+    else a ScaleIntent (which has no `kind`: older producers never sent one)."""
+    raw = _checked_map(data, "intent")
+    kind = raw.get("kind")
+    if kind == "group":
+        return _validate(raw, GroupIntent)
+    if kind is not None:
+        raise CodecError(f"intent: unknown kind {str(kind)[:40]!r}; this service understands 'group'")
+    return _validate(raw, ScaleIntent)
+
+
+def _checked_map(data: bytes, name: str) -> dict[str, Any]:
     if len(data) > MAX_MESSAGE_BYTES:
         raise CodecError(f"{name}: {len(data)} bytes is over the {MAX_MESSAGE_BYTES} byte limit")
     raw = _unpack(data, name)
@@ -54,6 +69,10 @@ def decode(data: bytes, model: type[M]) -> M:
             f"{name}: unsupported schema_version {version!r}; this service understands "
             f"{SCHEMA_VERSION} (upgrade the consumer or downgrade the producer)"
         )
+    return raw
+
+
+def _validate(raw: dict[str, Any], model: type[M]) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -61,7 +80,7 @@ def decode(data: bytes, model: type[M]) -> M:
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
             for err in exc.errors()[:5]
         )
-        raise CodecError(f"{name}: invalid message: {problems}") from exc
+        raise CodecError(f"{model.__name__}: invalid message: {problems}") from exc
 
 
 def _unpack(data: bytes, name: str) -> Any:

@@ -253,7 +253,7 @@ class ActuatorSettings(_Section):
 
 
 NotifyOutcome = Literal["applied", "skipped", "failed", "rejected"]
-NotifyDirection = Literal["scale-up", "scale-down", "resize", "no-change"]
+NotifyDirection = Literal["scale-up", "scale-down", "resize", "no-change", "scale-out", "scale-in"]
 
 
 class NotifierSettings(_Section):
@@ -264,7 +264,9 @@ class NotifierSettings(_Section):
     )
     # Applies to applied events only: failed and rejected ones always go out when selected.
     directions: list[NotifyDirection] = Field(
-        default_factory=lambda: list[NotifyDirection](["scale-up", "scale-down", "resize"])
+        default_factory=lambda: list[NotifyDirection](
+            ["scale-up", "scale-down", "resize", "scale-out", "scale-in"]
+        )
     )
     digest_interval_s: float = Field(0, ge=0, le=86_400)  # 0: one message per event
     digest_max_events: int = Field(500, ge=1, le=10_000)
@@ -479,7 +481,7 @@ def _sections(
             merged = {**inherited, **raw} if isinstance(raw, dict) else raw
             tier = loader.section(Tier, merged, key)
             if tier is not None:
-                tiers[key[len("TIER_"):]] = tier
+                tiers[key[len("TIER_") :]] = tier
         elif key.startswith("HORIZONTAL_SCALING_GROUP_"):
             group = loader.section(HorizontalGroup, raw, key)
             if group is not None:

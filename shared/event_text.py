@@ -9,6 +9,8 @@ from shared.validation import sanitize
 
 
 def direction(event: ScaleEvent) -> str:
+    if event.group is not None:
+        return event.group.action  # scale-out / scale-in
     if event.scaled_up and event.scaled_down:
         return "resize"
     if event.scaled_up:
@@ -23,7 +25,11 @@ def format_line(event: ScaleEvent) -> str:
     parts = [stamp, f"{event.node}/{event.vmid}", event.outcome]
     if event.dry_run:
         parts.append("[dry-run]")
-    if event.outcome == "applied" and event.before is not None and event.after is not None:
+    if event.group is not None:
+        parts.append(group_text(event))
+        if event.outcome != "applied":
+            parts.append(f"{event.detail}: {event.message}" if event.message else event.detail)
+    elif event.outcome == "applied" and event.before is not None and event.after is not None:
         parts.append(
             f"{direction(event)} cores {event.before.cores}→{event.after.cores} "
             f"memory {event.before.memory_mb}→{event.after.memory_mb} MB"
@@ -36,3 +42,24 @@ def format_line(event: ScaleEvent) -> str:
         parts.append(f"after {event.attempts} attempts")
     parts.append(f"[intent {event.intent_id[:8]}…]")
     return sanitize(" ".join(parts), limit=2000)
+
+
+def group_text(event: ScaleEvent) -> str:
+    """E.g. `group web scale-out 200→201 ip 10.0.0.21 steps snapshot,clone,net,tag,start`."""
+    info = event.group
+    if info is None:
+        return ""
+    text = f"group {info.name} {info.action}"
+    if info.new_vmid is not None:
+        text += (
+            f" {info.source_vmid}→{info.new_vmid}" if info.source_vmid is not None else f" +{info.new_vmid}"
+        )
+    elif info.removed_vmid is not None:
+        text += f" -{info.removed_vmid}"
+    if info.target_node is not None:
+        text += f" on {info.target_node}"
+    if info.ip:
+        text += f" ip {info.ip}"
+    if info.steps:
+        text += f" steps {','.join(info.steps)}"
+    return text

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.validation import NodeName, Vmid
+from shared.validation import GroupName, NodeName, Vmid
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_CONTAINERS_PER_SAMPLE = 10_000
@@ -238,9 +238,98 @@ class ScaleIntent(WireModel):
         )
 
 
+# ---------------------------------------------------------------- group intent
+
+GroupAction = Literal["scale-out", "scale-in"]
+
+
+def group_intent_id_for(group: str, action: str, node: str, vmid: int, source_id: str) -> str:
+    """Deterministic, like `intent_id_for`: replicas deciding one sample agree on the id."""
+    material = f"group|{group}|{action}|{node}|{vmid}|{source_id}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+class GroupIntent(WireModel):
+    """Add a member to a horizontal group (clone `vmid`, the source) or remove one (stop or
+    destroy `vmid`, a member the group created). Executed by `node`'s actuator, which picks
+    the new clone's vmid and IP itself (docs/horizontal.md)."""
+
+    kind: Literal["group"] = "group"  # tells it from a ScaleIntent on the shared subject
+    schema_version: Literal[1] = SCHEMA_VERSION
+    intent_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    group: GroupName
+    action: GroupAction
+    node: NodeName
+    vmid: Vmid
+    target_node: NodeName | None = None  # where the clone should run; None: `node`
+    reason: DecisionReason
+    source_id: Annotated[str, Field(max_length=200)]
+    origin: IntentOrigin = "decider"
+    policy_version: Annotated[str, Field(max_length=64)] = ""
+    dry_run: bool = False
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _id_matches_content(self) -> GroupIntent:
+        if self.intent_id != group_intent_id_for(
+            self.group, self.action, self.node, self.vmid, self.source_id
+        ):
+            raise ValueError("intent_id does not match the intent's content")
+        if self.expires_at <= self.created_at:
+            raise ValueError("expires_at must be after created_at")
+        return self
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        group: str,
+        action: GroupAction,
+        node: str,
+        vmid: int,
+        reason: DecisionReason,
+        source_id: str,
+        created_at: datetime,
+        ttl_s: float,
+        **extra: Any,
+    ) -> GroupIntent:
+        from datetime import timedelta
+
+        return cls(
+            intent_id=group_intent_id_for(group, action, node, vmid, source_id),
+            group=group,
+            action=action,
+            node=node,
+            vmid=vmid,
+            reason=reason,
+            source_id=source_id,
+            created_at=created_at,
+            expires_at=created_at + timedelta(seconds=ttl_s),
+            **extra,
+        )
+
+
+AnyIntent = ScaleIntent | GroupIntent
+
+
 # ---------------------------------------------------------------- event
 
 EventOutcome = Literal["applied", "skipped", "failed", "rejected"]
+StepName = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")]
+
+
+class GroupEventInfo(WireModel):
+    """What a group action did: which members it added or removed and the steps that ran."""
+
+    name: GroupName
+    action: GroupAction
+    source_vmid: Vmid | None = None  # scale-out: the container cloned
+    new_vmid: Vmid | None = None  # scale-out: the clone
+    removed_vmid: Vmid | None = None  # scale-in: the member stopped or destroyed
+    target_node: NodeName | None = None
+    steps: Annotated[tuple[StepName, ...], Field(max_length=32)] = ()
+    ip: Annotated[str, Field(max_length=64)] | None = None  # the clone's static address, if any
 
 
 class ScaleEvent(WireModel):
@@ -263,6 +352,7 @@ class ScaleEvent(WireModel):
     attempts: Annotated[int, Field(ge=0)] = 0
     duration_ms: Annotated[float, Field(ge=0)] = 0.0
     occurred_at: AwareDatetime
+    group: GroupEventInfo | None = None  # set on the events of group intents
 
     @property
     def scaled_up(self) -> bool:
@@ -289,5 +379,6 @@ def event_id_for(intent_id: str, outcome: EventOutcome, detail: str) -> str:
 WIRE_MODELS: dict[str, type[WireModel]] = {
     "node-sample": NodeSample,
     "scale-intent": ScaleIntent,
+    "group-intent": GroupIntent,
     "scale-event": ScaleEvent,
 }

@@ -108,6 +108,9 @@ def bucket_configs(settings: StreamSettings) -> list[KeyValueConfig]:
         KeyValueConfig(bucket=subjects.POLICY_BUCKET, history=10),
         # Delivery records must outlive any redelivery of their event (the stream keeps 30 days).
         KeyValueConfig(bucket=subjects.NOTIFIER_BUCKET, history=1, ttl=31 * 24 * 3600.0),
+        # Group membership, id and IP reservations, action locks: no TTL (a clone lives
+        # as long as it lives; locks carry their own expiry). A little history for audit.
+        KeyValueConfig(bucket=subjects.GROUPS_BUCKET, history=5),
     ]
 
 

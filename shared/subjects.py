@@ -6,7 +6,9 @@ Node names and vmids are validated before they are put into a subject.
 
 from __future__ import annotations
 
-from shared.validation import check_node_name, check_vmid
+import ipaddress
+
+from shared.validation import check_group_name, check_node_name, check_vmid
 
 ROOT = "autoscale"
 
@@ -30,6 +32,9 @@ BACKUP_BUCKET = "autoscale_backups"  # original sizes for rollback, written befo
 ACTUATOR_BUCKET = "autoscale_actuator"  # journal: in-flight changes and decided outcomes
 POLICY_BUCKET = "autoscale_policy"  # the running policy, watched by decider replicas
 NOTIFIER_BUCKET = "autoscale_notifier"  # one record per (event, channel) delivered or given up
+# Horizontal groups: membership, reserved clone ids and IPs, the deciders' action locks
+# (docs/horizontal.md; record models in shared/groups.py).
+GROUPS_BUCKET = "autoscale_groups"
 
 # Notification channels; each has its own durable consumer on the events stream.
 NOTIFIER_CHANNELS = ("gotify", "email", "uptime-kuma", "webhook")
@@ -69,3 +74,24 @@ def notifier_consumer(channel: str) -> str:
     if channel not in NOTIFIER_CHANNELS:
         raise ValueError(f"unknown notification channel {channel!r}")
     return f"notifier-{channel}"
+
+
+def group_members_key(group: str) -> str:
+    """The group's membership record, written by actuators with compare-and-set."""
+    return f"members.{check_group_name(group)}"
+
+
+def group_id_key(vmid: int) -> str:
+    """A clone id reserved (or in use) by a group: ids are cluster-wide in Proxmox."""
+    return f"ids.{check_vmid(vmid)}"
+
+
+def group_ip_key(group: str, ip: str) -> str:
+    """A static address of the group's pool handed to a clone, e.g. `ips.web.10-0-0-21`."""
+    address = ipaddress.ip_address(ip.split("/", 1)[0])  # refuses anything but an address
+    return f"ips.{check_group_name(group)}.{str(address).replace('.', '-').replace(':', '-')}"
+
+
+def group_action_key(group: str) -> str:
+    """The deciders' one-action-at-a-time lock of a group (taken with compare-and-set)."""
+    return f"action.{check_group_name(group)}"

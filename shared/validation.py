@@ -17,6 +17,10 @@ VMID_MAX = 999_999_999
 NODE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # Host names for SSH targets: DNS names or IPv4/IPv6 literals, nothing a shell would interpret.
 HOST_NAME_PATTERN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?)$")
+# Horizontal group names (the suffix of HORIZONTAL_SCALING_GROUP_<name>) go into KV keys
+# and the Proxmox tag `autoscale-group-<name>`; Proxmox tags are lower-case-safe only.
+GROUP_NAME_RE = r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$"
+GROUP_NAME_PATTERN = re.compile(GROUP_NAME_RE)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -37,6 +41,15 @@ def check_node_name(value: str) -> str:
     return value
 
 
+def check_group_name(value: str) -> str:
+    if not GROUP_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"group name {sanitize(value)!r} must be 1-40 lower-case letters, digits, '-' or '_' "
+            "(starting and ending with a letter or digit)"
+        )
+    return value
+
+
 def check_host_name(value: str) -> str:
     if not HOST_NAME_PATTERN.fullmatch(value):
         raise ValueError(f"host name {sanitize(value)!r} is not a DNS name or IP address")
@@ -52,4 +65,5 @@ def sanitize(text: object, limit: int = 500) -> str:
 # Range checked by pydantic's core (no Python call per value: samples carry thousands).
 Vmid = Annotated[int, Field(strict=True, ge=VMID_MIN, le=VMID_MAX)]
 NodeName = Annotated[str, AfterValidator(check_node_name)]
+GroupName = Annotated[str, Field(pattern=GROUP_NAME_RE, min_length=1, max_length=40)]
 HostName = Annotated[str, AfterValidator(check_host_name)]

@@ -104,6 +104,11 @@ class Applier:
         await acknowledge()
         await failpoints.reach("actuator.after-ack")
 
+    async def publish_and_ack(self, event: ScaleEvent, acknowledge: Callable[[], Awaitable[None]]) -> None:
+        """An event that needs no journal (decided from the intent alone): publish, ack."""
+        await self._publisher.publish(event)
+        await acknowledge()
+
     async def _load(self, intent: ScaleIntent) -> Facts:
         node, vmid = self._settings.node, intent.vmid
         screened = screen(intent, node, self._settings.limits, self._settings.bounds(vmid))

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.models import EventOutcome, ResourceSize, ScaleEvent, ScaleIntent, event_id_for
+from shared.models import (
+    EventOutcome,
+    GroupEventInfo,
+    GroupIntent,
+    ResourceSize,
+    ScaleEvent,
+    ScaleIntent,
+    event_id_for,
+)
 from shared.validation import sanitize
 
 MAX_EVENT_JSON_BYTES = 64 * 1024
@@ -49,3 +57,28 @@ def build_event(
         return event
     note = "(the decider's reason was left out: too large for an event)"
     return event.model_copy(update={"reason": None, "message": f"{event.message} {note}".strip()})
+
+
+def group_unsupported(intent: GroupIntent, occurred_at: datetime) -> ScaleEvent:
+    """The terminal event of a group intent this actuator cannot run."""
+    return ScaleEvent(
+        event_id=event_id_for(intent.intent_id, "rejected", "group-unsupported"),
+        intent_id=intent.intent_id,
+        node=intent.node,
+        vmid=intent.vmid,
+        outcome="rejected",
+        detail="group-unsupported",
+        message=f"this actuator does not run horizontal group actions ({intent.action} of group "
+        f"{intent.group}); upgrade it",
+        reason=intent.reason,
+        origin=intent.origin,
+        dry_run=intent.dry_run,
+        occurred_at=occurred_at,
+        group=GroupEventInfo(
+            name=intent.group,
+            action=intent.action,
+            source_vmid=intent.vmid if intent.action == "scale-out" else None,
+            removed_vmid=intent.vmid if intent.action == "scale-in" else None,
+            target_node=intent.target_node,
+        ),
+    )

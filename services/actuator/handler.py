@@ -21,11 +21,11 @@ from nats.js.errors import Error as JetStreamError
 
 from services.actuator import metrics
 from services.actuator.applier import Applier
-from services.actuator.event_builder import build_event
+from services.actuator.event_builder import build_event, group_unsupported
 from services.actuator.plan import Publish
 from services.actuator.retry import Classification, one_line
-from shared.codec import CodecError, decode
-from shared.models import ScaleEvent, ScaleIntent
+from shared.codec import CodecError, decode_intent
+from shared.models import GroupIntent, ScaleEvent, ScaleIntent
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,16 @@ class IntentHandler:
 
     async def handle(self, msg: Any) -> None:
         try:
-            intent = decode(msg.data, ScaleIntent)
+            intent = decode_intent(msg.data)
         except CodecError as exc:
             self.counts["undecodable"] += 1
             log.error(
                 "undecodable intent terminated", extra={"event": "intent_undecodable", "error": str(exc)}
             )
             await _quietly(msg.term())
+            return
+        if isinstance(intent, GroupIntent):
+            await self._refuse_group(intent, msg)
             return
         async with self._locks.held(intent.vmid), self._keep_alive(msg):
             await self._handle(intent, msg)
@@ -76,6 +79,21 @@ class IntentHandler:
                 await _quietly(msg.nak(delay=NAK_DELAY_S))
                 return
         self._count(step)
+
+    async def _refuse_group(self, intent: GroupIntent, msg: Any) -> None:
+        """This actuator does not run group actions: one terminal `rejected` event, then ack
+        (the event id is deterministic, so a redelivery publishes no second one)."""
+        event = group_unsupported(intent, self._now())
+        try:
+            await self._applier.publish_and_ack(event, msg.ack_sync)
+        except Exception as exc:
+            self.counts["retry-later"] += 1
+            log.warning("could not finish the group intent, it will be redelivered",
+                        extra={"event": "intent_retry_later", "intent_id": intent.intent_id,
+                               "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+            await _quietly(msg.nak(delay=NAK_DELAY_S))
+            return
+        self._count(Publish("group-unsupported", event))
 
     def _count(self, step: Any) -> None:
         event = step.event if isinstance(step, Publish) else None

@@ -152,7 +152,7 @@ async def build_actuator(
         js, service=f"actuator for node {node}",
         streams=[subjects.INTENTS_STREAM, subjects.EVENTS_STREAM],
         consumers=[(subjects.INTENTS_STREAM, consumer_config(node, timing, max_in_flight))],
-        buckets=[subjects.ACTUATOR_BUCKET, subjects.BACKUP_BUCKET],
+        buckets=[subjects.ACTUATOR_BUCKET, subjects.BACKUP_BUCKET, subjects.GROUPS_BUCKET],
     )  # fmt: skip
     clock = clock or SystemClock()
     applier_settings = ApplierSettings(

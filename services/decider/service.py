@@ -79,7 +79,7 @@ class DeciderService:
             js, service="decider", settings=self._streams,
             streams=[subjects.METRICS_STREAM, subjects.INTENTS_STREAM],
             consumers=[(subjects.METRICS_STREAM, decider_consumer_config(self._streams))],
-            buckets=[subjects.STATE_BUCKET, subjects.POLICY_BUCKET],
+            buckets=[subjects.STATE_BUCKET, subjects.POLICY_BUCKET, subjects.GROUPS_BUCKET],
         )  # fmt: skip
 
     async def tick(self, js: JetStreamContext) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Literal
 
-from shared.event_text import direction
+from shared.event_text import direction, group_text
 from shared.models import ResourceSize, ScaleEvent
 from shared.validation import sanitize
 
@@ -47,6 +47,8 @@ def _size(size: ResourceSize | None) -> str:
 
 
 def _change(event: ScaleEvent) -> str:
+    if event.group is not None:
+        return group_text(event)
     if event.outcome == "applied":
         return f"{_size(event.before)} → {_size(event.after)}"
     return f"{_size(event.before)} → {_size(event.target)} (not applied)"

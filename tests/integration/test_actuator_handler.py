@@ -209,3 +209,40 @@ async def test_a_newer_intent_reports_the_change_an_earlier_crashed_intent_made(
     ]
     assert (events[0].before.cores, events[0].after.cores) == (2, 3)  # type: ignore[union-attr]
     assert sim.read_conf(101)["cores"] == "4"
+
+
+async def test_a_group_intent_ends_in_one_rejected_event_and_the_queue_goes_on(
+    nc: Any, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.models import DecisionReason, GroupIntent
+
+    sim = sim_node(tmp_path / "node", (101, 2, 1024))
+    js = nc.jetstream()
+    reader = await EventReader.open(js)
+    group = GroupIntent.build(
+        group="web", action="scale-out", node="pve1", vmid=101, source_id="pve1:boot-a:9",
+        reason=DecisionReason(rule="group-scale-out", summary="group web cpu 91% > 80%"),
+        created_at=datetime.now(UTC), ttl_s=120,
+    )  # fmt: skip
+    async with running_actuator(nc, sim):
+        await js.publish(
+            subjects.intents_subject("pve1"), encode(group), headers={"Nats-Msg-Id": group.intent_id}
+        )
+        await js.publish(subjects.intents_subject("pve1"), encode(group))  # a redelivered copy
+        await publish_intent(js, intent(target=(3, 1024)))
+        events = await reader.take(2)
+        assert await reader.nothing_more() == []  # one event for the group intent, not two
+        await eventually(lambda: queue_empty(js))
+    rejected, applied = events
+    assert (rejected.outcome, rejected.detail, rejected.intent_id) == (
+        "rejected",
+        "group-unsupported",
+        group.intent_id,
+    )
+    assert rejected.group is not None and (rejected.group.name, rejected.group.source_vmid) == ("web", 101)
+    assert applied.outcome == "applied" and sim.read_conf(101)["cores"] == "3"
+    assert [c for c in sim.pct_calls() if c[0] != "config"] == [
+        ["set", "101", "-cores", "3", "-memory", "1024"]
+    ]

@@ -129,6 +129,7 @@ def attacks(js: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
         ),
         "create a bucket": lambda: js.create_key_value(KeyValueConfig(bucket="evil")),
         "delete the policy bucket": lambda: js.delete_key_value(subjects.POLICY_BUCKET),
+        "delete the groups bucket": lambda: js.delete_key_value(subjects.GROUPS_BUCKET),
     }
 
 
@@ -259,6 +260,9 @@ async def test_each_service_user_can_do_its_job_through_jetstream(users: dict[st
         ("decider", "$KV.autoscale_actuator.pve1.101"),
         ("decider", "$JS.API.STREAM.UPDATE.AUTOSCALE_EVENTS"),
         ("decider", "$JS.API.CONSUMER.CREATE.AUTOSCALE_METRICS.deciders"),
+        ("decider", "$KV.autoscale_groups.members.web"),
+        ("decider", "$KV.autoscale_groups.ids.201"),
+        ("decider", "$KV.autoscale_groups.ips.web.10-0-0-21"),
         ("actuator-pve1", "autoscale.intents.pve1"),
         ("actuator-pve1", "autoscale.metrics.pve1"),
         ("actuator-pve1", "autoscale.events.pve2.101"),
@@ -266,6 +270,10 @@ async def test_each_service_user_can_do_its_job_through_jetstream(users: dict[st
         ("actuator-pve1", "$JS.ACK.AUTOSCALE_INTENTS.actuator-pve2.1.1.1.1.0"),
         ("actuator-pve1", "$JS.API.CONSUMER.MSG.NEXT.AUTOSCALE_METRICS.deciders"),
         ("actuator-pve1", "$JS.API.CONSUMER.DURABLE.CREATE.AUTOSCALE_INTENTS.actuator-pve1"),
+        ("actuator-pve1", "$KV.autoscale_groups.action.web"),
+        ("collector-pve1", "$KV.autoscale_groups.members.web"),
+        ("observer", "$KV.autoscale_groups.members.web"),
+        ("notifier", "$KV.autoscale_groups.members.web"),
         ("observer", "autoscale.events.pve1.101"),
         ("observer", "autoscale.intents.pve1"),
         ("observer", "$JS.API.STREAM.DELETE.AUTOSCALE_EVENTS"),
@@ -276,6 +284,8 @@ async def test_each_service_user_can_do_its_job_through_jetstream(users: dict[st
         ("console", "$KV.autoscale_backups.pve1.101"),
         ("console", "$JS.API.CONSUMER.MSG.NEXT.AUTOSCALE_METRICS.deciders"),
         ("console", "$JS.API.CONSUMER.DURABLE.CREATE.AUTOSCALE_EVENTS.console"),
+        ("console", "$KV.autoscale_groups.members.web"),
+        ("console", "$KV.autoscale_groups.action.web"),
     ],
 )
 async def test_a_service_user_cannot_publish_outside_its_job(
@@ -320,3 +330,31 @@ async def test_anonymous_and_wrong_password_clients_are_refused(shipped_broker: 
                 connect_timeout=2, error_cb=quiet, **credentials,
             )  # fmt: skip
     gc.collect()  # report those sockets here, not in the next test
+
+
+async def test_the_groups_bucket_serves_each_user_its_part(users: dict[str, Client]) -> None:
+    """Deciders take and release a group's action lock with compare-and-set and read the
+    membership; actuators write membership and reservations; console and observer read."""
+    from nats.js.errors import KeyWrongLastSequenceError
+
+    members, lock = subjects.group_members_key("web"), subjects.group_action_key("web")
+    actuator = await users["actuator-pve1"].js.key_value(subjects.GROUPS_BUCKET)
+    written = await actuator.create(members, b'{"members": [200, 201]}')
+    await actuator.update(members, b'{"members": [200, 201, 202]}', last=written)
+    await actuator.create(subjects.group_id_key(202), b"reserved")
+    await actuator.create(subjects.group_ip_key("web", "10.0.0.22"), b"202")
+
+    decider = await users["decider"].js.key_value(subjects.GROUPS_BUCKET)
+    taken = await decider.create(lock, b"scale-out")
+    with pytest.raises(KeyWrongLastSequenceError):  # a second replica loses the race
+        await decider.create(lock, b"scale-out again")
+    assert (await decider.get(members)).value == b'{"members": [200, 201, 202]}'
+    await decider.delete(lock, last=taken)
+
+    for reader in ("console", "observer"):
+        kv = await users[reader].js.key_value(subjects.GROUPS_BUCKET)
+        assert (await kv.get(members)).value == b'{"members": [200, 201, 202]}', reader
+        watcher = await kv.watchall()
+        await watcher.stop()
+    for name in ("actuator-pve1", "decider", "console", "observer"):
+        assert not users[name].violations(), f"{name}: {users[name].errors}"

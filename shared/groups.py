@@ -1,0 +1,104 @@
+"""Horizontal groups' records in the `autoscale_groups` bucket, and their Proxmox tag.
+
+Keys come from shared/subjects.py (`members.<group>`, `ids.<vmid>`, `ips.<group>.<ip>`,
+`action.<group>`). Records are JSON so an operator can read them with any NATS tool.
+The tag `autoscale-group-<name>` on a container is the durable truth of membership: a
+record lost or behind is rebuilt from the tags that samples carry (docs/horizontal.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.models import GroupAction
+from shared.validation import GROUP_NAME_PATTERN, GroupName, NodeName, Vmid
+
+GROUP_TAG_PREFIX = "autoscale-group-"
+IntentId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+def group_tag(group: str) -> str:
+    return f"{GROUP_TAG_PREFIX}{group}"
+
+
+def group_of_tags(tags: Iterable[str]) -> str | None:
+    """The group a container's tags put it in, or None (a malformed suffix is no group)."""
+    for tag in tags:
+        if tag.startswith(GROUP_TAG_PREFIX):
+            name = tag[len(GROUP_TAG_PREFIX) :]
+            if GROUP_NAME_PATTERN.fullmatch(name):
+                return name
+    return None
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        return cls.model_validate_json(data)
+
+
+class Member(_Record):
+    vmid: Vmid
+    node: NodeName
+    # True for a clone the group made (the only kind scale-in may remove); False for the
+    # source and the members listed by hand in `lxc_containers`.
+    created: bool
+    created_at: AwareDatetime | None = None
+    intent_id: IntentId | None = None  # the scale-out that made it
+
+
+class MembershipRecord(_Record):
+    """`members.<group>`: written by the actuator with compare-and-set after it tags a
+    clone (scale-out) or stops/destroys one (scale-in)."""
+
+    group: GroupName
+    members: Annotated[tuple[Member, ...], Field(max_length=10_000)] = ()
+    updated_at: AwareDatetime
+
+    def clones(self) -> tuple[Member, ...]:
+        """The members the group made, oldest first (scale-in takes the last one)."""
+        made = [m for m in self.members if m.created]
+        return tuple(sorted(made, key=lambda m: (m.created_at is None, m.created_at, m.vmid)))
+
+
+class IdReservation(_Record):
+    """`ids.<vmid>`: a clone id taken (created, never reused while the key exists)."""
+
+    vmid: Vmid
+    group: GroupName
+    node: NodeName
+    intent_id: IntentId
+    reserved_at: AwareDatetime
+
+
+class IpReservation(_Record):
+    """`ips.<group>.<ip>`: an address of the static pool handed to one clone."""
+
+    group: GroupName
+    ip: Annotated[str, Field(max_length=64)]
+    vmid: Vmid
+    intent_id: IntentId
+    reserved_at: AwareDatetime
+
+
+class ActionLock(_Record):
+    """`action.<group>`: the group's one action in flight, taken by a decider with
+    compare-and-set. Released when the outcome shows in samples (the new tagged member
+    appears, the removed one stops or vanishes) or once `expires_at` has passed."""
+
+    group: GroupName
+    action: GroupAction
+    intent_id: IntentId
+    node: NodeName
+    vmid: Vmid  # scale-out: the source; scale-in: the member being removed
+    members_before: Annotated[tuple[Vmid, ...], Field(max_length=10_000)] = ()
+    taken_at: AwareDatetime
+    expires_at: AwareDatetime
