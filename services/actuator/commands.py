@@ -15,8 +15,6 @@ from shared.validation import VMID_MAX, VMID_MIN
 # pve-container's schema limits, narrowed further by the host's capacity.
 MIN_MEMORY_MB = 16
 MAX_CORES_SCHEMA = 8192
-_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_SNAPNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
 _PCT_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
 
@@ -57,16 +55,6 @@ class ReadConfig:
 
 
 @dataclass(frozen=True)
-class Clone:
-    """`pct clone` for horizontal groups; defined for the command model, not wired yet."""
-
-    source_vmid: int
-    new_vmid: int
-    hostname: str
-    snapname: str
-
-
-@dataclass(frozen=True)
 class Start:
     vmid: int
 
@@ -76,7 +64,7 @@ class Stop:
     vmid: int
 
 
-Operation = Resize | ReadConfig | Clone | Start | Stop
+Operation = Resize | ReadConfig | Start | Stop
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
@@ -106,14 +94,6 @@ def read_config(vmid: object) -> ReadConfig:
     return ReadConfig(vmid=check_vmid(vmid))
 
 
-def clone(source_vmid: object, new_vmid: object, hostname: str, snapname: str) -> Clone:
-    if not _HOSTNAME.fullmatch(hostname):
-        raise CommandRefused("invalid-hostname", "clone hostname must be a DNS label")
-    if not _SNAPNAME.fullmatch(snapname):
-        raise CommandRefused("invalid-snapname", "snapshot name must be 2-40 letters, digits, '-' or '_'")
-    return Clone(check_vmid(source_vmid), check_vmid(new_vmid), hostname, snapname)
-
-
 def check_pct_path(path: str) -> str:
     """The pct binary is configuration, but it still becomes argv[0]: absolute and plain."""
     if not _PCT_PATH.fullmatch(path) or "/../" in f"{path}/":
@@ -133,12 +113,6 @@ def argv(operation: Operation, pct_path: str = "/usr/sbin/pct") -> tuple[str, ..
         case ReadConfig(vmid):
             # --current: the main section only, never pending values shown as if applied
             return (pct, "config", str(check_vmid(vmid)), "--current")
-        case Clone(source, new, hostname, snapname):
-            checked = clone(source, new, hostname, snapname)
-            return (
-                pct, "clone", str(checked.source_vmid), str(checked.new_vmid),
-                "--snapname", checked.snapname, "--hostname", checked.hostname,
-            )  # fmt: skip
         case Start(vmid):
             return (pct, "start", str(check_vmid(vmid)))
         case Stop(vmid):

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from services.actuator.commands import (
     HOST_PROBE,
-    Clone,
     CommandRefused,
     ConfigUnreadable,
     HostLimits,
@@ -20,7 +19,6 @@ from services.actuator.commands import (
     Start,
     Stop,
     argv,
-    clone,
     parse_config,
     parse_host_probe,
     read_config,
@@ -42,14 +40,11 @@ def test_reading_a_config_is_pct_config() -> None:
     assert argv(read_config(101), PCT) == (PCT, "config", "101", "--current")
 
 
-def test_start_stop_and_clone_render_but_validate_like_the_rest() -> None:
+def test_start_and_stop_render_but_validate_like_the_rest() -> None:
     assert argv(Start(101)) == (PCT, "start", "101")
     assert argv(Stop(101)) == (PCT, "stop", "101")
-    assert argv(clone(101, 201, "web-1", "snap-1")) == (
-        PCT, "clone", "101", "201", "--snapname", "snap-1", "--hostname", "web-1",
-    )  # fmt: skip
     with pytest.raises(CommandRefused):
-        argv(Clone(101, 201, "web;reboot", "snap-1"))
+        argv(Stop(True))
 
 
 @pytest.mark.parametrize(
