@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from services.console.cluster import Cluster, EventFilter
@@ -26,7 +27,8 @@ from shared.service_config import add_common_arguments, start_service
 from shared.validation import sanitize
 
 REPLAY_WAIT_S = 5.0
-COLUMNS = ("NODE/VMID", "NAME", "TIER", "CPU", "MEM", "SIZE", "TARGET", "DECISION", "REASON")
+# CPU: our figure (use over what the container can run on now); PVE: Proxmox's, as its GUI shows it.
+COLUMNS = ("NODE/VMID", "NAME", "TIER", "CPU", "PVE", "MEM", "SIZE", "TARGET", "DECISION", "REASON")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = start_service("status", args)
-    rows, events = asyncio.run(_read(config, args.node, args.vmid))
+    view = asyncio.run(_read(config, args.node, args.vmid))
+    rows, events = view.rows, view.events
     if args.vmid is not None and not rows:
         print(f"lxc-autoscale status: no container {args.vmid} in the latest samples", file=sys.stderr)
         return 1
@@ -47,18 +50,29 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, default=str))
     elif args.vmid is not None:
         print(describe(rows[0], events))
+        print(summary(view.dry_run, view.pauses, args.node))
     else:
         print(table(rows))
+        print("\n" + summary(view.dry_run, view.pauses, args.node))
     return 0
 
 
-async def _read(
-    config: AutoscaleConfig, node: str | None, vmid: int | None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class StatusView:
+    rows: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    dry_run: dict[str, Any]
+    pauses: list[dict[str, Any]]
+
+
+async def _read(config: AutoscaleConfig, node: str | None, vmid: int | None) -> StatusView:
     nc = await connect(config.nats, service="status")
     try:
         js = nc.jetstream()
-        cluster = Cluster(explain=make_explainer(config), events_kept=config.console.events_kept)
+        cluster = Cluster(
+            explain=make_explainer(config), events_kept=config.console.events_kept,
+            dry_run_configured=config.defaults.dry_run,
+        )  # fmt: skip
         follower = Follower(js, cluster, Hub())
         await follower.start(config.console.events_kept)
         await _wait_for_replay(js, cluster, follower)
@@ -68,7 +82,7 @@ async def _read(
     now = SystemClock().now()
     rows = cluster.containers(now, node=node, vmid=vmid)
     events = cluster.recent_events(EventFilter(node=node, vmid=vmid, limit=10)) if vmid else []
-    return rows, events
+    return StatusView(rows, events, cluster.dry_run(), cluster.paused(now))
 
 
 async def _wait_for_replay(js: Any, cluster: Cluster, follower: Follower) -> None:
@@ -87,6 +101,11 @@ def _pct(value: float | None, missing: str | None) -> str:
     return f"{value:.0f}%" if value is not None else f"? ({missing or 'missing'})"
 
 
+def _proxmox_pct(usage: dict[str, Any]) -> str:
+    value = usage.get("cpu_pct_proxmox")
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def _size(size: dict[str, Any] | None) -> str:
     return f"{size['cores']}c/{size['memory_mb']}M" if size else "-"
 
@@ -101,6 +120,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             sanitize(row.get("hostname") or "", 30),
             row.get("tier") or "DEFAULT",
             _pct(row["usage"]["cpu_pct"], row["missing"].get("cpu")),
+            _proxmox_pct(row["usage"]),
             _pct(row["usage"]["memory_pct"], row["missing"].get("memory")),
             _size(row["size"]),
             _size(decision.get("target")),
@@ -114,6 +134,22 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def summary(dry_run: dict[str, Any], pauses: list[dict[str, Any]], node: str | None) -> str:
+    """Dry-run and the pauses wider than one container (global, node) in force."""
+    switch = dry_run.get("switch") or {}
+    why = f": {sanitize(switch['reason'], 200)}" if switch.get("reason") else ""
+    lines = [f"Dry-run:     {'on' if dry_run['enabled'] else 'off'} ({dry_run['source']}{why})"]
+    for pause in pauses:
+        elsewhere = node is not None and pause["node"] not in {None, node}
+        if not pause["active"] or pause["scope"] == "container" or elsewhere:
+            continue
+        where = "everything" if pause["scope"] == "global" else f"node {pause['node']}"
+        until = f" until {pause['until']}" if pause.get("until") else ""
+        reason = f": {sanitize(pause['reason'], 200)}" if pause.get("reason") else ""
+        lines.append(f"Paused:      {where} ({pause['mode']}){until}{reason}")
+    return "\n".join(lines)
+
+
 def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> str:
     decision = row.get("decision") or {}
     timers = row.get("timers") or {}
@@ -122,7 +158,8 @@ def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> str:
         f"Status:      {row['status']}" + (f" (locked: {sanitize(row['lock'], 40)})" if row["lock"] else ""),
         f"Tier:        {row.get('tier') or 'DEFAULT'}",
         f"Size:        {_size(row['size'])}   cpulimit: {row.get('cpulimit') or '-'}",
-        f"Usage:       cpu {_pct(row['usage']['cpu_pct'], row['missing'].get('cpu'))}, "
+        f"Usage:       cpu {_pct(row['usage']['cpu_pct'], row['missing'].get('cpu'))} "
+        f"(Proxmox shows {_proxmox_pct(row['usage'])}), "
         f"memory {_pct(row['usage']['memory_pct'], row['missing'].get('memory'))}",
         f"Thresholds:  {json.dumps(row.get('thresholds') or {})}",
         f"Sample:      taken {row['sample']['taken_at']} ({row['sample']['age_s']}s ago)",

@@ -28,6 +28,7 @@ class ResourceTimers(_Model):
     cooldown_up_left_s: float | None = None
     cooldown_down_left_s: float | None = None
     stabilization_left_s: float | None = None
+    scale_up_sustain_left_s: float | None = None  # above the upper threshold, not for long enough yet
     boost_original: int | None = None  # while boosted: the size to return to
     boost_left_s: float | None = None
 
@@ -41,7 +42,7 @@ class ContainerExplanation(_Model):
     reason: str
     pending: ScaleIntent | None = None
     pause: PauseEntry | None = None  # the operator pause in force, if any
-    pause_scope: Literal["tier", "global", "container"] | None = None
+    pause_scope: Literal["tier", "global", "node", "container"] | None = None
     warmup_left_s: float | None = None
     cpu: ResourceTimers = ResourceTimers()
     memory: ResourceTimers = ResourceTimers()
@@ -50,12 +51,12 @@ class ContainerExplanation(_Model):
 
 class Explain(Protocol):
     """`states` maps vmid to the raw KV value of `autoscale_state` for the sample's node;
-    `pauses` maps KV key to the raw value of `autoscale_policy`."""
+    `policy` maps KV key to the raw value of `autoscale_policy` (pauses, dry-run switch)."""
 
     def __call__(
         self,
         sample: NodeSample,
         states: Mapping[int, bytes],
-        pauses: Mapping[str, bytes],
+        policy: Mapping[str, bytes],
         now: datetime,
     ) -> dict[int, ContainerExplanation]: ...

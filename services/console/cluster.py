@@ -3,8 +3,9 @@ follows, and recent events, with the JSON views the API serves. Pure: fed by the
 follower, asked by the web layer, time passed in.
 
 Explanations (the policy's verdict per container) are computed per node by the injected
-`Explain` and cached until that node's sample, its states or the pauses change, or
-for at most `EXPLAIN_MAX_AGE_S`, so a busy page does not re-run the policy per request.
+`Explain` and cached until that node's sample, its states or the policy entries (pauses,
+dry-run switch) change, or for at most `EXPLAIN_MAX_AGE_S`, so a busy page does not
+re-run the policy per request.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.dry_run import DRY_RUN_KEY, effective_dry_run, read_dry_run
 from shared.explanation import ContainerExplanation, Explain
 from shared.models import ContainerReading, NodeSample, ScaleEvent
-from shared.pauses import GLOBAL_PAUSE_KEY, pause_target
+from shared.pauses import PauseEntry, pause_target
 
 EXPLAIN_MAX_AGE_S = 1.0
 
@@ -48,9 +50,10 @@ class _Explained:
 class Cluster:
     explain: Explain
     events_kept: int = 500
+    dry_run_configured: bool = False  # DEFAULT.dry_run of the configuration, while no switch is stored
     samples: dict[str, NodeSample] = field(default_factory=dict)
     states: dict[str, dict[int, bytes]] = field(default_factory=dict)  # node -> vmid -> raw state
-    pauses: dict[str, bytes] = field(default_factory=dict)  # KV key -> raw entry
+    policy: dict[str, bytes] = field(default_factory=dict)  # autoscale_policy: KV key -> raw entry
     in_flight: set[str] = field(default_factory=set)  # actuator journal keys not yet settled
     backups: set[str] = field(default_factory=set)  # `<node>.<vmid>` with a saved original size
     events: deque[ScaleEvent] = field(default_factory=deque)
@@ -76,16 +79,22 @@ class Cluster:
         self._explained.pop(node, None)
         self.version += 1
 
-    def set_pause(self, key: str, raw: bytes | None) -> None:
+    def set_policy(self, key: str, raw: bytes | None) -> None:
         if raw:
-            self.pauses[key] = raw
+            self.policy[key] = raw
         else:
-            self.pauses.pop(key, None)
+            self.policy.pop(key, None)
         self._explained.clear()
         self.version += 1
 
-    def set_in_flight(self, key: str, in_flight: bool) -> None:
-        (self.in_flight.add if in_flight else self.in_flight.discard)(key)
+    def set_journal(self, key: str, raw: bytes | None) -> None:
+        """An entry of the actuator's journal bucket. Only `<node>.<vmid>` is the in-flight
+        entry (written before `pct set`, deleted once the outcome is stored); longer keys
+        are stored outcomes of settled intents, and say nothing about work in flight."""
+        node, _, vmid = key.partition(".")
+        if not node or not vmid.isdigit():
+            return
+        (self.in_flight.add if raw else self.in_flight.discard)(key)
         self.version += 1
 
     def set_backup(self, key: str, saved: bool) -> None:
@@ -107,7 +116,7 @@ class Cluster:
         cached = self._explained.get(node)
         if cached is not None and now.timestamp() - cached.at < EXPLAIN_MAX_AGE_S:
             return cached.by_vmid
-        by_vmid = self.explain(sample, self.states.get(node, {}), self.pauses, now)
+        by_vmid = self.explain(sample, self.states.get(node, {}), self.policy, now)
         self._explained[node] = _Explained(at=now.timestamp(), by_vmid=by_vmid)
         return by_vmid
 
@@ -118,13 +127,16 @@ class Cluster:
         self, now: datetime, node: str | None = None, vmid: int | None = None
     ) -> list[dict[str, Any]]:
         rows = []
+        dry_run = self.dry_run()["enabled"]
         for name, sample in sorted(self.samples.items()):
             if node is not None and name != node:
                 continue
             explained = self.explanations(name, now)
             for reading in sorted(sample.containers, key=lambda r: r.vmid):
                 if vmid is None or reading.vmid == vmid:
-                    rows.append(self._container_view(sample, reading, explained.get(reading.vmid), now))
+                    row = self._container_view(sample, reading, explained.get(reading.vmid), now)
+                    row["dry_run"] = dry_run  # an intent decided for it now would only be recorded
+                    rows.append(row)
         return rows
 
     def recent_events(self, query: EventFilter) -> list[dict[str, Any]]:
@@ -137,16 +149,34 @@ class Cluster:
                     break
         return found
 
-    def paused(self) -> list[dict[str, Any]]:
+    def paused(self, now: datetime) -> list[dict[str, Any]]:
+        """Every stored pause (global, node, container), with whether it is in force now."""
         rows = []
-        for key, raw in sorted(self.pauses.items()):
+        for key, raw in sorted(self.policy.items()):
             target = pause_target(key)
-            scope = "global" if key == GLOBAL_PAUSE_KEY else "container"
-            row: dict[str, Any] = {"key": key, "scope": scope, "raw": raw.decode(errors="replace")}
-            if target is not None:
-                row["node"], row["vmid"] = target
+            if target is None:
+                continue
+            row: dict[str, Any] = {"key": key, "scope": target.scope}
+            row.update(node=target.node, vmid=target.vmid)
+            try:
+                entry = PauseEntry.model_validate_json(raw)
+            except ValueError:
+                row.update(active=False, invalid=raw.decode(errors="replace")[:500])
+            else:
+                row.update(active=entry.active(now), **entry.model_dump(mode="json"))
             rows.append(row)
         return rows
+
+    def dry_run(self) -> dict[str, Any]:
+        """Whether intents decided now are dry runs, and who said so."""
+        switch = read_dry_run(self.policy.get(DRY_RUN_KEY))
+        enabled, source = effective_dry_run(switch, self.dry_run_configured)
+        return {
+            "enabled": enabled,
+            "source": source,
+            "configured": self.dry_run_configured,
+            "switch": switch.model_dump(mode="json") if switch else None,
+        }
 
     def _container_view(
         self,
@@ -179,6 +209,7 @@ class Cluster:
 def _usage(reading: ContainerReading) -> dict[str, Any]:
     return {
         "cpu_pct": reading.cpu_pct,
+        "cpu_pct_proxmox": reading.cpu_pct_proxmox,
         "memory_pct": reading.memory_pct,
         "memory_used_mb": reading.memory_used_mb,
         "cpu_pressure_pct": reading.cpu_pressure_some_avg10,

@@ -1,6 +1,6 @@
-"""Authenticated control: pause, resume and roll back, writing exactly what the command
-line writes (the pause entries of `lxc-autoscale pause`, a rollback intent like
-`lxc-autoscale rollback`).
+"""Authenticated control: pause, resume, roll back and switch dry-run, writing exactly
+what the command line writes (the pause entries of `lxc-autoscale pause`, a rollback
+intent like `lxc-autoscale rollback`, the switch of `lxc-autoscale dry-run`).
 
 Closed by default: with no token configured every control request is refused and the
 API says so. The token is compared in constant time and never logged.
@@ -18,8 +18,10 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from shared import subjects
 from shared.codec import encode
+from shared.dry_run import DRY_RUN_KEY, store_dry_run
 from shared.models import DecisionReason, NodeSample, ResourceSize, ScaleIntent
-from shared.pauses import GLOBAL_PAUSE_KEY, PauseEntry, container_pause_key
+from shared.pauses import PauseEntry
+from shared.pauses import pause_key as stored_pause_key
 
 ROLLBACK_TTL_S = 600.0
 DISABLED = "control is disabled: no token is configured (CONSOLE.token or LXC_AUTOSCALE_CONSOLE_TOKEN)"
@@ -47,15 +49,15 @@ class Token:
             raise ControlError(401, "a valid bearer token is required")
 
 
-def pause_key(node: str | None, vmid: int | None) -> str:
-    if vmid is None and node is None:
-        return GLOBAL_PAUSE_KEY
-    if vmid is None or node is None:
-        raise ControlError(400, "a pause is global (no node, no vmid) or for one container (node and vmid)")
+def pause_key(node: Any, vmid: Any) -> str:
+    if not isinstance(node, str | None) or not isinstance(vmid, int | None) or isinstance(vmid, bool):
+        raise ControlError(400, "node must be a string and vmid an integer")
     try:
-        return container_pause_key(node, vmid)
+        return stored_pause_key(node, vmid)
     except ValueError as exc:
-        raise ControlError(400, str(exc)) from None
+        raise ControlError(
+            400, f"a pause is global (no node, no vmid), for a node (node) or one container (both): {exc}"
+        ) from None
 
 
 class Control:
@@ -83,13 +85,26 @@ class Control:
             return {"key": key, "resumed": False, "message": "was not paused"}
         return {"key": key, "resumed": True}
 
+    async def dry_run(self, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+        switch, reason = body.get("switch"), body.get("reason", "")
+        if switch not in {"on", "off", "config"} or not isinstance(reason, str):
+            raise ControlError(400, 'switch must be "on", "off" or "config" (the file decides)')
+        try:
+            entry = await store_dry_run(await self._js.key_value(subjects.POLICY_BUCKET), switch, now, reason)
+        except ValueError as exc:
+            raise ControlError(400, f"invalid dry-run switch: {exc}") from None
+        return {"key": DRY_RUN_KEY, "switch": entry.model_dump(mode="json") if entry else None}
+
     async def rollback(
         self, body: dict[str, Any], sample: NodeSample | None, now: datetime
     ) -> dict[str, Any]:
         node, vmid = body.get("node"), body.get("vmid")
         if not isinstance(node, str) or not isinstance(vmid, int):
             raise ControlError(400, "rollback needs node and vmid")
-        key = pause_key(node, vmid).removeprefix("pause.")
+        try:
+            key = subjects.state_key(node, vmid)
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from None
         original, saved_at = await self._original(key)
         reading = next((c for c in sample.containers if c.vmid == vmid), None) if sample else None
         if reading is None:

@@ -1,6 +1,6 @@
 """Feeds the console's `Cluster` from the bus: the latest sample per node, every scaling
 event (the most recent ones replayed at start), and the KV buckets it shows (decider
-state, pauses, the actuator's journal and saved sizes). Read-only: it creates no
+state, pauses and the dry-run switch, the actuator's journal and saved sizes). Read-only: it creates no
 durable consumer, only ordered ephemeral ones, so any number of replicas can run.
 """
 
@@ -111,14 +111,10 @@ class Follower:
             self._cluster.set_state(node, int(vmid), raw)
 
     def _on_policy(self, key: str, raw: bytes | None) -> None:
-        if key.startswith("pause."):
-            self._cluster.set_pause(key, raw)
+        self._cluster.set_policy(key, raw)
 
     def _on_journal(self, key: str, raw: bytes | None) -> None:
-        # An entry without `settled` is an intent the actuator has started and not finished.
-        # Keys start with `<node>.<vmid>` (a per-intent suffix may follow).
-        container = ".".join(key.split(".")[:2])
-        self._cluster.set_in_flight(container, bool(raw) and b'"settled"' not in (raw or b""))
+        self._cluster.set_journal(key, raw)
 
     def _on_backup(self, key: str, raw: bytes | None) -> None:
         self._cluster.set_backup(key, bool(raw))

@@ -37,7 +37,9 @@ def console_token(config: AutoscaleConfig) -> Token:
 class ConsoleService:
     def __init__(self, config: AutoscaleConfig, explain: Explain, *, clock: Clock | None = None) -> None:
         self.config = config
-        self.cluster = Cluster(explain=explain, events_kept=config.console.events_kept)
+        self.cluster = Cluster(
+            explain, events_kept=config.console.events_kept, dry_run_configured=config.defaults.dry_run
+        )
         self.hub = Hub()
         self._clock = clock or SystemClock()
         self.url: str | None = None

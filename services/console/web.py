@@ -87,11 +87,13 @@ class ConsoleApp:
         get("/api/v1/containers/{node}/{vmid}", self.container)
         get("/api/v1/events", self.events)
         get("/api/v1/pauses", self.pauses)
+        get("/api/v1/dry-run", self.dry_run)
         get("/api/v1/health", self.health)
         get("/api/v1/stream", self.stream)
         post("/api/v1/pause", self._controlled(self.control.pause))
         post("/api/v1/resume", self._controlled(self.control.resume))
         post("/api/v1/rollback", self._controlled(self._rollback))
+        post("/api/v1/dry-run", self._controlled(self._dry_run))
         return app
 
     # ---------------------------------------------------------------- page
@@ -130,6 +132,7 @@ class ConsoleApp:
         return reply({
             "api": "v1",
             "control": "enabled" if self.token.enabled else "disabled: no token is configured",
+            "dry_run": self.cluster.dry_run(),
             "paths": sorted({r.resource.canonical for r in request.app.router.routes() if r.resource}),
         })  # fmt: skip
 
@@ -162,7 +165,10 @@ class ConsoleApp:
         return reply(self.cluster.recent_events(_event_filter(request.query)))
 
     async def pauses(self, request: web.Request) -> web.Response:
-        return reply(self.cluster.paused())
+        return reply(self.cluster.paused(self.clock.now()))
+
+    async def dry_run(self, request: web.Request) -> web.Response:
+        return reply(self.cluster.dry_run())
 
     async def health(self, request: web.Request) -> web.Response:
         now = self.clock.now()
@@ -228,6 +234,9 @@ class ConsoleApp:
         node = body.get("node")
         sample = self.cluster.samples.get(node) if isinstance(node, str) else None
         return await self.control.rollback(body, sample, self.clock.now())
+
+    async def _dry_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.control.dry_run(body, self.clock.now())
 
 
 _STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -22,9 +23,10 @@ from services.decider.policy import ContainerState, PolicyView, decide, decode_s
 from services.decider.policy.pause import pauses_from
 from services.decider.policy.state import ResourceState
 from shared.config import AutoscaleConfig, ScalingPolicy
+from shared.dry_run import DRY_RUN_KEY, read_dry_run
 from shared.explanation import ContainerExplanation, Explain, ResourceTimers, Verdict
 from shared.models import ContainerReading, NodeSample, ScaleIntent
-from shared.pauses import PauseEntry
+from shared.pauses import PAUSE_KEY_PREFIX, PauseEntry, PauseScope
 
 # The policy keys an operator compares usage and size with, by their configuration names.
 THRESHOLD_KEYS = (
@@ -37,9 +39,9 @@ def make_explainer(config: AutoscaleConfig) -> Explain:
     view = PolicyView(config)
 
     def explain(
-        sample: NodeSample, states: Mapping[int, bytes], pauses: Mapping[str, bytes], now: datetime
+        sample: NodeSample, states: Mapping[int, bytes], policy: Mapping[str, bytes], now: datetime
     ) -> dict[int, ContainerExplanation]:
-        return explain_sample(view, sample, states, pauses, now)
+        return explain_sample(view, sample, states, policy, now)
 
     return explain
 
@@ -48,10 +50,12 @@ def explain_sample(
     view: PolicyView,
     sample: NodeSample,
     raw_states: Mapping[int, bytes],
-    raw_pauses: Mapping[str, bytes],
+    raw_policy: Mapping[str, bytes],
     now: datetime,
 ) -> dict[int, ContainerExplanation]:
-    view = view.with_pauses(pauses_from(_entries(raw_pauses)))
+    view = view.with_pauses(pauses_from(_pauses(raw_policy))).with_dry_run(
+        read_dry_run(raw_policy.get(DRY_RUN_KEY))
+    )
     states = _states(raw_states)
     unstamped = {vmid: s.model_copy(update={"boot_id": None, "seq": None}) for vmid, s in states.items()}
     decision = decide(sample, view, unstamped, now)
@@ -73,7 +77,7 @@ def explain_sample(
             target=target_intent.target if target_intent else None,
             rule=target_intent.reason.rule if target_intent else None,
             reason=reason,
-            pending=_pending(state, reading, sample),
+            pending=_pending(state, reading, sample, view),
             pause=pause,
             pause_scope=scope,
             warmup_left_s=_warmup_left(reading, state, sample, policy, at),
@@ -100,7 +104,7 @@ def _verdict(
         return "none", None, "listed in ignore_lxc"
     if reading.status != "running":
         return "none", None, "stopped"
-    pending = _pending(state, reading, sample)
+    pending = _pending(state, reading, sample, view)
     if pending is not None:
         return "pending", pending, f"waiting for the actuator: {pending.reason.summary}"
     if intent is not None:
@@ -108,16 +112,22 @@ def _verdict(
         return ("none" if direction == "no-change" else direction), intent, intent.reason.summary
     if note:
         return "hold", None, note
-    held = _held_by_window(state)
+    held = _held_by_window(state, policy, sample.taken_at.timestamp())
     if held:
         return "hold", None, held
     return "none", None, _quiet_reason(reading, policy)
 
 
-def _held_by_window(state: ContainerState | None) -> str | None:
+def _held_by_window(state: ContainerState | None, policy: ScalingPolicy, at: float) -> str | None:
     if state is None:
         return None
     for name, kept in (("cpu", state.cpu), ("memory", state.memory)):
+        if kept.up_since is not None:
+            lasted = max(0.0, at - kept.up_since)
+            return (
+                f"{name} above its upper threshold for {lasted:.0f}s: a scale-up waits until it has "
+                f"lasted {policy.scale_up_sustain_s:g}s (scale_up_sustain_s) or the container is saturated"
+            )
         if kept.down_since is not None:
             return f"{name} below its lower threshold: scale-down held by the stabilization window"
     return None
@@ -131,20 +141,24 @@ def _quiet_reason(reading: ContainerReading, policy: ScalingPolicy) -> str:
     ]
     if missing:
         return "; ".join(missing) + ": never acted on"
+    tolerance = f", tolerance {policy.tolerance:.0%}" if policy.tolerance else ""
     return (
         f"within thresholds (cpu {reading.cpu_pct:.1f}% in {policy.cpu_lower_threshold:g}–"
         f"{policy.cpu_upper_threshold:g}%, memory {reading.memory_pct:.1f}% in "
-        f"{policy.memory_lower_threshold:g}–{policy.memory_upper_threshold:g}%)"
+        f"{policy.memory_lower_threshold:g}–{policy.memory_upper_threshold:g}%{tolerance})"
     )
 
 
 def _pending(
-    state: ContainerState | None, reading: ContainerReading, sample: NodeSample
+    state: ContainerState | None, reading: ContainerReading, sample: NodeSample, view: PolicyView
 ) -> ScaleIntent | None:
-    """The decided intent, while the container still has the size it expects and it is not expired."""
+    """The decided intent, while the container still has the size it expects and it is not
+    expired (a dry-run one only while dry-run is on: the deciders stop waiting for it then)."""
     if state is None or state.pending is None:
         return None
     intent = state.pending.intent
+    if intent.dry_run and not view.dry_run:
+        return None
     expected = intent.expected
     waiting = reading.cores == expected.cores and reading.memory_mb == expected.memory_mb
     return intent if waiting and sample.taken_at.timestamp() < state.pending.until else None
@@ -152,13 +166,10 @@ def _pending(
 
 def _pause(
     view: PolicyView, node: str, vmid: int, policy: ScalingPolicy, now: datetime
-) -> tuple[PauseEntry | None, str | None]:
-    entry = view.pauses.containers.get((node, vmid))
-    if entry is not None and entry.active(now):
-        return entry, "container"
-    entry = view.pauses.global_entry
-    if entry is not None and entry.active(now):
-        return entry, "global"
+) -> tuple[PauseEntry | None, PauseScope | Literal["tier"] | None]:
+    """The narrowest operator pause in force, else the tier's."""
+    for scope, entry in view.pauses.in_force(node, vmid, now):
+        return entry, scope
     if policy.pause != "none":
         return PauseEntry(mode=policy.pause, reason="tier configuration"), "tier"
     return None, None
@@ -189,6 +200,7 @@ def _timers(kept: ResourceState | None, policy: ScalingPolicy, at: float, resour
     return ResourceTimers(
         cooldown_up_left_s=_left(kept.last_up_at, policy.cooldown_up_s, at),
         cooldown_down_left_s=_left(kept.last_change_at, policy.cooldown_down_s, at),
+        scale_up_sustain_left_s=_left(kept.up_since, policy.scale_up_sustain_s, at),
         stabilization_left_s=_left(kept.down_since, policy.scale_down_stabilization_s, at),
         boost_original=boost.original if boost else None,
         boost_left_s=_left(boost.at, policy.boost_duration, at) if boost else None,
@@ -212,9 +224,11 @@ def _states(raw: Mapping[int, bytes]) -> dict[int, ContainerState]:
     return states
 
 
-def _entries(raw: Mapping[str, bytes]) -> dict[str, PauseEntry]:
+def _pauses(raw: Mapping[str, bytes]) -> dict[str, PauseEntry]:
     entries = {}
     for key, data in raw.items():
+        if not key.startswith(PAUSE_KEY_PREFIX):
+            continue
         try:
             entries[key] = PauseEntry.model_validate_json(data)
         except ValidationError:

@@ -1,4 +1,5 @@
-"""`lxc-autoscale pause` / `resume`: stop scaling everywhere or for one container.
+"""`lxc-autoscale pause`: stop scaling everywhere, on one node or for one container
+(`--resume` undoes it).
 
 Writes or deletes the pause entries that running decider replicas follow live in the
 KV bucket `autoscale_policy` (see services/decider/policy/pause.py); no restart needed.
@@ -13,33 +14,22 @@ from datetime import datetime
 
 from nats.js.errors import KeyNotFoundError
 
-from services.decider.policy.pause import GLOBAL_PAUSE_KEY, PauseEntry, container_pause_key
 from shared import subjects
 from shared.nats_settings import connect
+from shared.pauses import PauseEntry, pause_key
 from shared.service_config import add_common_arguments, start_service
-from shared.validation import check_node_name, check_vmid
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--node", help="the container's node (with --vmid)")
-    parser.add_argument("--vmid", type=int, help="pause one container instead of every one")
+    parser.add_argument("--node", help="pause every container of this node (with --vmid: that container)")
+    parser.add_argument("--vmid", type=int, help="pause one container (needs --node)")
     parser.add_argument(
         "--mode", choices=("all", "scale-down", "scale-up"), default="all", help="what to stop (pause only)"
     )
     parser.add_argument("--until", type=datetime.fromisoformat, help="ISO time the pause ends by itself")
     parser.add_argument("--reason", default="", help="shown in the decider's log")
     parser.add_argument("--resume", action="store_true", help="remove the pause instead")
-
-
-def pause_key(node: str | None, vmid: int | None) -> str:
-    if vmid is None:
-        if node is not None:
-            raise ValueError("--node needs --vmid: a pause is global or for one container")
-        return GLOBAL_PAUSE_KEY
-    if node is None:
-        raise ValueError("--vmid needs --node: vmids are unique per cluster, keys are per node")
-    return container_pause_key(check_node_name(node), check_vmid(vmid))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """The running policy: the configuration file (reloaded when its mtime changes) plus
-operator pauses from the KV bucket `autoscale_policy` (followed by a watcher).
+the operator's pauses and dry-run switch from the KV bucket `autoscale_policy`
+(followed by a watcher).
 
 A file that fails validation on reload is reported and the previous policy stays.
 """
@@ -18,6 +19,7 @@ from services.decider.kv_watch import stop_following
 from services.decider.policy import PauseEntry, PolicyView
 from services.decider.policy.pause import PAUSE_KEY_PREFIX, pauses_from
 from shared.config import AutoscaleConfig, ConfigError, load_config
+from shared.dry_run import DRY_RUN_KEY, UNREADABLE, read_dry_run
 from shared.validation import sanitize
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ class PolicySource:
 
     async def start(self, kv: KeyValue) -> None:
         await self.stop()
-        self._watcher = await kv.watch(f"{PAUSE_KEY_PREFIX}>")
+        self._watcher = await kv.watchall()
         self._watch_task = asyncio.create_task(self._follow(self._watcher))
 
     async def stop(self) -> None:
@@ -54,7 +56,7 @@ class PolicySource:
                       extra={"event": "policy_reload_failed"})  # fmt: skip
             return False
         previous = self.view.version
-        self.view = PolicyView(config, self.view.pauses)
+        self.view = PolicyView(config, self.view.pauses, self.view.dry_run_switch)
         log.info("policy reloaded: %s -> %s", previous, self.view.version,
                  extra={"event": "policy_reloaded", "policy_version": self.view.version})  # fmt: skip
         return True
@@ -66,7 +68,23 @@ class PolicySource:
                     self._apply(entry.key, entry.value, entry.operation)
 
     def _apply(self, key: str, value: bytes | None, operation: str | None) -> None:
-        if operation in {"DEL", "PURGE"} or not value:
+        deleted = operation in {"DEL", "PURGE"} or not value
+        if key == DRY_RUN_KEY:
+            self._apply_dry_run(None if deleted else value)
+        elif key.startswith(PAUSE_KEY_PREFIX):
+            self._apply_pause(key, None if deleted else value)
+
+    def _apply_dry_run(self, value: bytes | None) -> None:
+        switch = read_dry_run(value)
+        if switch is UNREADABLE:
+            log.warning("unreadable dry-run switch: dry-run on until it is fixed",
+                        extra={"event": "dry_run_invalid"})  # fmt: skip
+        self.view = self.view.with_dry_run(switch)
+        log.info("dry-run now %s (%s)", "on" if self.view.dry_run else "off", self.view.dry_run_source,
+                 extra={"event": "dry_run_changed", "dry_run": self.view.dry_run})  # fmt: skip
+
+    def _apply_pause(self, key: str, value: bytes | None) -> None:
+        if value is None:
             self._pauses.pop(key, None)
         else:
             try:

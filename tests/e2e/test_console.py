@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,9 @@ def test_control_without_the_right_token_is_refused_and_changes_nothing(
 
 def test_bad_control_requests_get_a_clear_error(demo: ConsoleDemo) -> None:
     reply = demo.request("/api/v1/pause", {"vmid": 101}, token=TOKEN)
-    assert reply.status == 400 and "one container (node and vmid)" in reply.json()["error"]
+    assert reply.status == 400 and "needs its node" in reply.json()["error"]
+    reply = demo.request("/api/v1/dry-run", {"switch": "maybe"}, token=TOKEN)
+    assert reply.status == 400 and "switch must be" in reply.json()["error"]
     reply = demo.request("/api/v1/pause", {"node": "pve1", "vmid": 101, "mode": "sideways"}, token=TOKEN)
     assert reply.status == 400 and "invalid pause" in reply.json()["error"]
     reply = demo.request("/api/v1/rollback", {"node": "pve1", "vmid": 102}, token=TOKEN)
@@ -189,10 +192,14 @@ def test_status_prints_the_same_view_as_a_table_as_json_and_for_one_container(
     assert [r["vmid"] for r in rows] == DEMO_VMIDS
     assert all(r["decision"]["reason"] for r in rows)
 
-    table = status("--node", "pve1").splitlines()
-    assert table[0].split()[:4] == ["NODE/VMID", "NAME", "TIER", "CPU"]
-    assert [line.split()[0] for line in table[1:]] == [f"pve1/{v}" for v in DEMO_VMIDS]
-    web2 = next(line for line in table if line.startswith("pve1/102"))
+    printed = status("--node", "pve1")
+    table, _, summary = printed.partition("\n\n")
+    lines = table.splitlines()
+    assert lines[0].split()[:6] == ["NODE/VMID", "NAME", "TIER", "CPU", "PVE", "MEM"]
+    assert [line.split()[0] for line in lines[1:]] == [f"pve1/{v}" for v in DEMO_VMIDS]
+    assert summary.strip() == "Dry-run:     off (configuration)"
+    assert all(r["usage"]["cpu_pct_proxmox"] is not None for r in rows if r["status"] == "running")
+    web2 = next(line for line in lines if line.startswith("pve1/102"))
     assert "web2" in web2 and "2c/2048M" in web2
 
     demo.wait_for("web1 to be scaled", lambda: demo.get("/api/v1/events?vmid=101&outcome=applied"))
@@ -233,6 +240,103 @@ def _ready(console: ConsoleDemo) -> bool:
         return console.request("/readyz").status == 200
     except OSError:
         return False
+
+
+# ------------------------------------------------------------------ dry-run and node pauses
+
+
+def _logged(demo: ConsoleDemo, event: str, text: str, after: dict[str, int]) -> bool:
+    """Every decider replica has logged `event` with `text` since the offsets in `after`."""
+    logs = sorted((demo.output.parent / "demo" / "logs").glob("decider-*.log"))
+    assert logs, "the demo has no decider logs"
+    for log in logs:
+        lines = log.read_text(errors="replace")[after.get(log.name, 0) :].splitlines()
+        if not any(f'"event": "{event}"' in line and text in line for line in lines):
+            return False
+    return True
+
+
+def _log_offsets(demo: ConsoleDemo) -> dict[str, int]:
+    logs = (demo.output.parent / "demo" / "logs").glob("decider-*.log")
+    return {log.name: len(log.read_text(errors="replace")) for log in logs}
+
+
+def _resize_by_hand(demo: ConsoleDemo, vmid: int, cores: int) -> None:
+    """What an operator would do in Proxmox: `pct set` on the (simulated) node."""
+    from simnode.tree import SimNode
+
+    node = SimNode.open(demo.output.parent / "demo" / "node")
+    command = [str(node.pct_path), "set", str(vmid), "-cores", str(cores)]
+    subprocess.run(command, env=node.env(), check=True, capture_output=True, timeout=30)
+
+
+def _events_for(demo: ConsoleDemo, vmid: int, since: datetime) -> list[dict[str, Any]]:
+    events = demo.get(f"/api/v1/events?node=pve1&vmid={vmid}")
+    return [e for e in events if datetime.fromisoformat(e["occurred_at"]) > since]
+
+
+def _pve1(demo: ConsoleDemo) -> dict[str, Any]:
+    return next(n for n in demo.get("/api/v1/nodes") if n["node"] == "pve1")
+
+
+def _decided_since(demo: ConsoleDemo, seq: int, samples: int) -> bool:
+    """`samples` more samples of pve1 taken, and the deciders and the actuator have done
+    with every message."""
+    if _pve1(demo)["last_sample"]["seq"] < seq + samples:
+        return False
+    consumers = {c["consumer"]: c for c in demo.get("/api/v1/health")["consumers"]}
+    return all(consumers[name]["lag"] == consumers[name]["ack_pending"] == 0
+               for name in ("deciders", "actuator-pve1"))  # fmt: skip
+
+
+def test_a_node_pause_and_dry_run_set_in_the_console_are_followed_by_the_deciders(
+    demo: ConsoleDemo,
+) -> None:
+    # web2 (102) is steady at one core's worth of load on two cores; set by hand to one
+    # core it runs at 100%, so the deciders want it back up.
+    offsets = _log_offsets(demo)
+    reply = demo.request("/api/v1/dry-run", {"switch": "on", "reason": "watch first"}, token=TOKEN)
+    assert reply.status == 200, reply.body
+    pause = {"node": "pve1", "mode": "scale-up", "reason": "firmware"}
+    assert demo.request("/api/v1/pause", pause, token=TOKEN).json()["key"] == "pause.pve1.all"
+    demo.wait_for("dry-run seen", lambda: _logged(demo, "dry_run_changed", "dry-run now on", offsets))
+    demo.wait_for("node pause seen", lambda: _logged(demo, "pauses_changed", "pause.pve1.all", offsets))
+    assert demo.get("/api/v1/dry-run")["enabled"] is True
+    assert demo.get("/api/v1")["dry_run"]["switch"]["reason"] == "watch first"
+    started = datetime.now(UTC)
+    _resize_by_hand(demo, 102, 1)
+
+    # Paused: the console says so for every container of the node, and no intent is made.
+    row = demo.wait_for(
+        "web2 seen at one core and busy",
+        lambda: (r := _row(demo, 102))["size"]["cores"] == 1 and (r["usage"]["cpu_pct"] or 0) > 80 and r,
+    )
+    assert row["pause"] == {"scope": "node", "mode": "scale-up", "until": None, "reason": "firmware"}
+    assert row["decision"]["verdict"] == "hold" and row["dry_run"] is True
+    assert {r["pause"]["scope"] for r in demo.get("/api/v1/containers?node=pve1")} == {"node"}
+    seq = _pve1(demo)["last_sample"]["seq"]
+    demo.wait_for("two more samples decided", lambda: _decided_since(demo, seq, samples=2))
+    assert _events_for(demo, 102, started) == [], "an intent was made for a paused node"
+
+    # Resumed in dry-run: the intent is recorded, the container is left as it is.
+    assert demo.request("/api/v1/resume", {"node": "pve1"}, token=TOKEN).json()["resumed"] is True
+    [event] = demo.wait_for("web2's dry-run event", lambda: _events_for(demo, 102, started))
+    assert (event["outcome"], event["detail"], event["dry_run"]) == ("skipped", "dry-run", True)
+    assert event["reason"]["rule"] == "cpu-above-upper"
+    assert _row(demo, 102)["size"]["cores"] == 1
+
+    # Dry-run back to the file (off): the same scale-up is applied, without waiting out the dry run.
+    offsets = _log_offsets(demo)
+    assert demo.request("/api/v1/dry-run", {"switch": "config"}, token=TOKEN).json()["switch"] is None
+    demo.wait_for("the deciders acting", lambda: _logged(demo, "dry_run_changed", "dry-run now off", offsets))
+    applied = demo.wait_for(
+        "web2 scaled up for real",
+        lambda: [e for e in _events_for(demo, 102, started) if e["outcome"] == "applied"],
+    )
+    assert applied[0]["dry_run"] is False and applied[0]["after"]["cores"] > 1
+    demo.wait_for("web2 bigger", lambda: _row(demo, 102)["size"]["cores"] > 1)
+    expected = {"enabled": False, "source": "configuration", "configured": False, "switch": None}
+    assert demo.get("/api/v1/dry-run") == expected
 
 
 # ------------------------------------------------------------------ metrics and health

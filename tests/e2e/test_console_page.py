@@ -78,6 +78,13 @@ def _rows(driver: Any) -> list[str]:
     return keys
 
 
+def _text(driver: Any, selector: str) -> str:
+    text: str = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", selector
+    )
+    return text
+
+
 def test_the_page_shows_every_container_and_a_new_event_without_reload(
     demo: ConsoleDemo, browser: Any
 ) -> None:
@@ -116,7 +123,22 @@ def test_the_page_shows_every_container_and_a_new_event_without_reload(
     assert "pve1/103" in item_text and "restore the size saved" in item_text
     assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
 
+    # Both CPU figures, and the operator's switches as they change, still without a reload.
+    cpu_cell = browser.execute_script(
+        "return document.querySelector('tr[data-key=\"pve1/101\"] td:nth-child(4)').innerText;"
+    )
+    assert "Proxmox: " in cpu_cell and "%" in cpu_cell.split("Proxmox: ")[1]
+    _wait(browser, "the acting badge", lambda d: _text(d, "#mode") == "acting (dry-run off)")
+    assert demo.request("/api/v1/dry-run", {"switch": "on"}, token=TOKEN).status == 200
+    assert demo.request("/api/v1/pause", {"node": "pve1", "mode": "scale-down"}, token=TOKEN).status == 200
+    _wait(browser, "the dry-run badge", lambda d: _text(d, "#mode") == "DRY RUN: nothing is applied")
+    _wait(browser, "the node's pause", lambda d: "paused (scale-down)" in _text(d, '[data-node="pve1"]'))
+    assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
     if SCREENSHOT:
         browser.save_screenshot(SCREENSHOT)
+    assert demo.request("/api/v1/dry-run", {"switch": "config"}, token=TOKEN).status == 200
+    assert demo.request("/api/v1/resume", {"node": "pve1"}, token=TOKEN).status == 200
+    _wait(browser, "the acting badge again", lambda d: _text(d, "#mode") == "acting (dry-run off)")
+
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors

@@ -17,6 +17,7 @@ from services.decider.explain import make_explainer
 from shared import subjects
 from shared.codec import encode
 from shared.config import parse_config
+from shared.dry_run import DryRunEntry
 from shared.embedded_broker import free_port
 from shared.models import ResourceSize, ScaleEvent
 from shared.pauses import PauseEntry
@@ -80,6 +81,16 @@ async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBr
             policy = await js.key_value(subjects.POLICY_BUCKET)
             stored = PauseEntry.model_validate_json((await policy.get("pause.pve1.101")).value)
             assert stored.mode == "scale-down"
+            node_pause = {"node": "pve1", "mode": "all"}
+            async with http.post(f"{base}/pause", json=node_pause, headers=auth) as response:
+                assert (await response.json())["key"] == "pause.pve1.all"
+            assert PauseEntry.model_validate_json((await policy.get("pause.pve1.all")).value).mode == "all"
+            body = {"switch": "on", "reason": "watch first"}
+            async with http.post(f"{base}/dry-run", json=body, headers=auth) as response:
+                assert response.status == 200, await response.text()
+            assert DryRunEntry.model_validate_json((await policy.get("dry_run")).value).enabled is True
+            async with http.post(f"{base}/dry-run", json={"switch": "config"}, headers=auth) as response:
+                assert response.status == 200, await response.text()
 
             intents = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
             rollback = {"node": "pve1", "vmid": 101}

@@ -17,6 +17,7 @@ from services.decider.service import DeciderService
 from shared import failpoints, subjects
 from shared.codec import encode
 from shared.config import parse_config
+from shared.dry_run import store_dry_run
 from shared.models import NodeSample
 from shared.provisioning import provision
 
@@ -74,6 +75,50 @@ async def test_a_pause_written_to_the_policy_bucket_takes_effect_without_restart
     await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102, cpu_pct=95.0)))
     await cluster.drained()
     assert [i.vmid for i in await cluster.intents()] == [102]
+
+
+async def test_a_node_pause_stops_that_node_only_and_resuming_lifts_it(cluster: Cluster) -> None:
+    replica = await cluster.start(config_for(cluster.broker), "r1")
+    kv = await cluster.nc.jetstream().key_value(subjects.POLICY_BUCKET)
+    await kv.put("pause.pve1.all", PauseEntry(mode="all", reason="firmware").model_dump_json().encode())
+    await until(lambda: _paused(replica), what="node pause seen")
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0)))
+    await cluster.publish(fresh(reading(201, cpu_pct=95.0), node="pve2"))
+    await cluster.drained()
+    assert [(i.node, i.vmid) for i in await cluster.intents()] == [("pve2", 201)]
+
+    await kv.delete("pause.pve1.all")
+    await until(lambda: _not_paused(replica), what="node pause lifted")
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0), seq=2))
+    await cluster.drained()
+    assert [(i.node, i.vmid) for i in await cluster.intents()] == [("pve1", 101)]
+
+
+async def test_the_dry_run_switch_marks_intents_until_it_is_removed(cluster: Cluster) -> None:
+    replica = await cluster.start(config_for(cluster.broker), "r1")
+    kv = await cluster.nc.jetstream().key_value(subjects.POLICY_BUCKET)
+    await store_dry_run(kv, "on", datetime.now(UTC), "watch first")
+    await until(lambda: _dry_run(replica, True), what="dry-run seen")
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0)))
+    await cluster.drained()
+    [dry] = await cluster.intents()
+    assert dry.dry_run is True
+
+    await store_dry_run(kv, "config", datetime.now(UTC))  # the file says dry_run: false
+    await until(lambda: _dry_run(replica, False), what="dry-run lifted")
+    # Same size, still busy: the dry run is not waited for, a real intent follows at once.
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0), seq=2))
+    await cluster.drained()
+    [real] = await cluster.intents()
+    assert (real.dry_run, real.target) == (False, dry.target)
+
+
+async def _dry_run(replica: Replica, expected: bool) -> bool:
+    return replica.service.policy.view.dry_run is expected
+
+
+async def _not_paused(replica: Replica) -> bool:
+    return replica.service.policy.view.pauses.empty
 
 
 async def _paused(replica: Replica) -> bool:

@@ -12,6 +12,7 @@ from services.decider.explain import explain_sample
 from services.decider.policy import ContainerState, PolicyView, decide, encode_state
 from services.decider.policy.state import PendingIntent, ResourceState
 from shared.config import parse_config
+from shared.dry_run import DryRunEntry
 from shared.pauses import PauseEntry
 
 NOW = T0 + timedelta(seconds=1)
@@ -105,3 +106,46 @@ def test_an_expired_pending_intent_is_no_longer_pending() -> None:
     )
     shown = explain_sample(policy, busy, {101: encode_state(old)}, {}, NOW)[101]
     assert shown.verdict != "pending" and shown.pending is None
+
+
+def test_a_node_pause_is_shown_on_that_node_only_and_the_narrowest_pause_wins() -> None:
+    busy = sample(reading(101, cpu_pct=95.0), reading(102, cpu_pct=95.0))
+    node_pause = PauseEntry(mode="scale-up", reason="firmware update")
+    mine = PauseEntry(mode="all", reason="backup")
+    policy = {
+        "pause.pve1.all": node_pause.model_dump_json().encode(),
+        "pause.pve1.102": mine.model_dump_json().encode(),
+        "pause.pve2.all": PauseEntry(mode="all").model_dump_json().encode(),
+    }
+    shown = explain_sample(view(), busy, {}, policy, NOW)
+    assert (shown[101].verdict, shown[101].pause, shown[101].pause_scope) == ("hold", node_pause, "node")
+    assert (shown[102].pause, shown[102].pause_scope) == (mine, "container")
+    elsewhere = explain_sample(view(), sample(reading(101, cpu_pct=95.0), node="pve3"), {}, policy, NOW)
+    assert elsewhere[101].verdict == "scale-up" and elsewhere[101].pause is None
+
+
+def test_a_dry_run_pending_intent_stops_being_pending_when_dry_run_is_switched_off() -> None:
+    busy = sample(reading(101, cpu_pct=95.0))
+    switched_on = {"dry_run": DryRunEntry(enabled=True).model_dump_json().encode()}
+    decision = decide(busy, view().with_dry_run(DryRunEntry(enabled=True)), {}, NOW)
+    stored = {101: encode_state(decision.state_changes[101])}
+    assert decision.intents[0].dry_run is True
+    shown = explain_sample(view(), busy, stored, switched_on, NOW)[101]
+    assert shown.verdict == "pending" and shown.pending == decision.intents[0]
+    shown = explain_sample(view(), busy, stored, {}, NOW)[101]  # switch removed, the file says act
+    assert shown.verdict == "scale-up" and shown.pending is None
+
+
+def test_usage_above_the_threshold_not_yet_sustained_is_a_hold_with_the_time_left() -> None:
+    busy = sample(reading(101, cpu_pct=85.0))  # above 80%, short of saturation (95%)
+    policy = view(scale_up_sustain_s=30)
+    decision = decide(busy, policy, {}, NOW)
+    assert decision.intents == ()
+    stored = {101: encode_state(decision.state_changes[101])}
+    shown = explain_sample(policy, busy, stored, {}, NOW)[101]
+    assert shown.verdict == "hold"
+    assert shown.reason == (
+        "cpu above its upper threshold for 10s: a scale-up waits until it has lasted 30s "
+        "(scale_up_sustain_s) or the container is saturated"
+    )
+    assert shown.cpu.scale_up_sustain_left_s == 19.0  # measured from now, a second after the sample

@@ -10,8 +10,10 @@ import pytest
 from support import T0, reading, sample
 
 from services.decider.policy import ContainerState, Decision, PauseEntry, Pauses, PolicyView, decide
+from services.decider.policy.pause import pauses_from
 from shared.clock import FakeClock
 from shared.config import parse_config
+from shared.dry_run import DryRunEntry
 from shared.models import ContainerReading, HostTotals, NodeSample, ResourceSize
 
 
@@ -306,13 +308,15 @@ def test_an_older_sample_than_the_state_is_ignored() -> None:
         pytest.param("scale-up", False, True, id="only scale-up paused"),
     ],
 )
-@pytest.mark.parametrize("where", ["tier", "global", "container"])
+@pytest.mark.parametrize("where", ["tier", "global", "node", "container"])
 def test_pauses(mode: str, busy_scales: bool, idle_scales: bool, where: str) -> None:
     entry = PauseEntry(mode=mode)  # type: ignore[arg-type]
     if where == "tier":
         policy = view(TIER_web={"lxc_containers": [101, 102], "pause": mode})
     elif where == "global":
         policy = view(pauses=Pauses(global_entry=entry))
+    elif where == "node":
+        policy = view(pauses=Pauses(nodes={"pve1": entry}))
     else:
         policy = view(pauses=Pauses(containers={("pve1", 101): entry, ("pve1", 102): entry}))
     decision = Node(policy).sample(reading(101, cpu_pct=95.0), reading(102, cpu_pct=0.0, cores=4))
@@ -324,6 +328,49 @@ def test_a_pause_with_an_until_in_the_past_pauses_nothing() -> None:
     expired = PauseEntry(mode="all", until=T0 - timedelta(seconds=1))
     decision = Node(view(pauses=Pauses(global_entry=expired))).sample(reading(101, cpu_pct=95.0))
     assert targets(decision) == {101: (4, 1024)}
+
+
+def test_a_node_pause_leaves_other_nodes_alone() -> None:
+    policy = view(pauses=pauses_from({"pause.pve2.all": PauseEntry(mode="all", reason="firmware")}))
+    assert set(targets(Node(policy).sample(reading(101, cpu_pct=95.0)))) == {101}  # pve1
+    decision = Node(policy).sample(reading(101, cpu_pct=95.0), node="pve2")
+    assert targets(decision) == {} and decision.notes[101] == "paused"
+
+
+def test_pauses_combine_every_direction_any_of_them_blocks() -> None:
+    pauses = pauses_from({
+        "pause.pve1.all": PauseEntry(mode="scale-up"), "pause.pve1.102": PauseEntry(mode="scale-down"),
+    })  # fmt: skip
+    busy, idle = reading(101, cpu_pct=95.0), reading(102, cpu_pct=0.0, cores=4)
+    assert targets(Node(view(pauses=pauses)).sample(busy, reading(102, cpu_pct=95.0))) == {}
+    assert targets(Node(view(pauses=pauses)).sample(busy, idle)) == {}
+
+
+def test_dry_run_switched_on_by_the_operator_marks_intents_whatever_the_file_says() -> None:
+    switched = view().with_dry_run(DryRunEntry(enabled=True, reason="watch first"))
+    (intent,) = Node(switched).sample(reading(101, cpu_pct=95.0)).intents
+    assert intent.dry_run is True
+    assert (switched.dry_run, switched.dry_run_source) == (True, "operator")
+    live = view({"dry_run": True}).with_dry_run(DryRunEntry(enabled=False))
+    (intent,) = Node(live).sample(reading(101, cpu_pct=95.0)).intents
+    assert intent.dry_run is False
+    assert live.with_dry_run(None).dry_run is True  # switch removed: the file decides again
+
+
+def test_a_dry_run_intent_is_not_waited_for_once_dry_run_is_switched_off() -> None:
+    node = Node(view().with_dry_run(DryRunEntry(enabled=True)))
+    (dry,) = node.sample(reading(101, cpu_pct=95.0)).intents
+    assert node.after(10, reading(101, cpu_pct=95.0)).intents == ()  # waits for the dry run, as before
+    node.policy = node.policy.with_dry_run(DryRunEntry(enabled=False))
+    (real,) = node.after(10, reading(101, cpu_pct=95.0)).intents
+    assert (dry.dry_run, real.dry_run, real.target) == (True, False, dry.target)
+
+
+def test_a_real_intent_is_still_waited_for_when_dry_run_is_switched_on() -> None:
+    node = Node(view())
+    assert node.sample(reading(101, cpu_pct=95.0)).intents
+    node.policy = node.policy.with_dry_run(DryRunEntry(enabled=True))
+    assert node.after(10, reading(101, cpu_pct=95.0)).intents == ()
 
 
 def test_a_container_pause_leaves_other_containers_alone() -> None:

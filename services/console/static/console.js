@@ -36,6 +36,13 @@ function bar(pct, lower, upper, missing) {
   return box;
 }
 
+// Proxmox's own figure (use over cores, as its GUI shows it), beside ours in the CPU cell.
+function proxmoxCpu(c) {
+  const pct = c.usage.cpu_pct_proxmox;
+  return el("div", { class: "reason", title: "CPU as Proxmox shows it: use over the configured cores" },
+    pct === null || pct === undefined ? "Proxmox: -" : `Proxmox: ${pct.toFixed(1)}%`);
+}
+
 function size(s) {
   return `${s.cores} cores, ${s.memory_mb} MB`;
 }
@@ -43,12 +50,14 @@ function size(s) {
 function badges(c) {
   const out = el("span", {});
   if (c.pause) out.append(el("span", { class: "badge paused", title: c.pause.reason || "" }, `paused (${c.pause.scope}: ${c.pause.mode})`));
-  if (c.pending) out.append(el("span", { class: "badge pending" }, "pending"));
+  if (c.pending) out.append(el("span", { class: "badge pending" }, c.pending.dry_run ? "pending (dry run)" : "pending"));
   if (c.in_flight) out.append(el("span", { class: "badge pending" }, "applying"));
   const timers = (c.timers || {});
   for (const resource of ["cpu", "memory"]) {
     const t = timers[resource] || {};
-    if (t.cooldown_up_left_s || t.cooldown_down_left_s) out.append(el("span", { class: "badge cooldown" }, `${resource} cooldown`));
+    const cooling = Math.max(t.cooldown_up_left_s || 0, t.cooldown_down_left_s || 0);
+    if (cooling) out.append(el("span", { class: "badge cooldown" }, `${resource} cooldown ${Math.round(cooling)}s`));
+    if (t.scale_up_sustain_left_s) out.append(el("span", { class: "badge cooldown" }, `${resource} high, acting in ≤${Math.round(t.scale_up_sustain_left_s)}s`));
     if (t.stabilization_left_s) out.append(el("span", { class: "badge cooldown" }, `${resource} stabilizing ${Math.round(t.stabilization_left_s)}s`));
     if (t.boost_left_s) out.append(el("span", { class: "badge" }, `${resource} boosted`));
   }
@@ -65,18 +74,26 @@ function containerRow(c) {
     el("td", {}, `${c.node}/${c.vmid}`),
     el("td", {}, c.hostname || ""),
     el("td", {}, c.tier || "DEFAULT"),
-    el("td", {}, bar(c.usage.cpu_pct, t.cpu_lower_threshold, t.cpu_upper_threshold, (c.missing || {}).cpu)),
+    el("td", {}, bar(c.usage.cpu_pct, t.cpu_lower_threshold, t.cpu_upper_threshold, (c.missing || {}).cpu),
+      proxmoxCpu(c)),
     el("td", {}, bar(c.usage.memory_pct, t.memory_lower_threshold, t.memory_upper_threshold, (c.missing || {}).memory)),
     el("td", {}, size(c.size) + target),
     el("td", {}, el("div", { class: "verdict" }, d.verdict), el("div", { class: "reason" }, d.reason)),
     el("td", {}, badges(c)));
 }
 
-function nodeCard(n) {
+function pauseBadge(p) {
+  const until = p.until ? ` until ${p.until.replace("T", " ").slice(0, 16)}` : "";
+  return el("span", { class: "badge paused", title: p.reason || "" }, `paused (${p.mode})${until}`);
+}
+
+function nodeCard(n, pauses) {
   const age = n.last_sample.age_s;
+  const mine = pauses.filter((p) => p.active && p.scope === "node" && p.node === n.node);
   return el("div", { class: "card", "data-node": n.node },
     el("strong", {}, n.node), " ",
     el("span", { class: `badge ${n.last_sample.stale ? "off" : "on"}` }, n.last_sample.stale ? "stale" : "live"),
+    ...mine.map(pauseBadge),
     el("div", {}, `${n.running}/${n.containers} containers running`),
     el("div", {}, `host ${n.host.cores} cores, ${n.host.memory_mb} MB; allocated ${n.host.allocated_cores_running} cores, ${n.host.allocated_memory_mb_running} MB`),
     el("div", { class: "reason" }, `last sample ${age}s ago (every ${n.last_sample.interval_s}s)`));
@@ -89,9 +106,21 @@ function eventItem(e) {
     `${e.occurred_at.replace("T", " ").slice(0, 19)} ${e.node}/${e.vmid} ${e.outcome} (${e.detail})${change}${why}`);
 }
 
+function showMode(dryRun, pauses) {
+  const mode = document.getElementById("mode");
+  const everything = pauses.filter((p) => p.active && p.scope === "global");
+  const why = dryRun.switch && dryRun.switch.reason ? `: ${dryRun.switch.reason}` : "";
+  mode.replaceChildren(
+    el("span", { class: `badge ${dryRun.enabled ? "dry" : ""}`, title: `set by the ${dryRun.source}${why}` },
+      dryRun.enabled ? "DRY RUN: nothing is applied" : "acting (dry-run off)"),
+    ...everything.map((p) => pauseBadge({ ...p, mode: `everything: ${p.mode}` })));
+}
+
 async function refresh() {
-  const [nodes, containers] = await Promise.all([api("/api/v1/nodes"), api("/api/v1/containers")]);
-  document.getElementById("nodes").replaceChildren(...nodes.map(nodeCard));
+  const [nodes, containers, pauses, dryRun] = await Promise.all([
+    api("/api/v1/nodes"), api("/api/v1/containers"), api("/api/v1/pauses"), api("/api/v1/dry-run")]);
+  showMode(dryRun, pauses);
+  document.getElementById("nodes").replaceChildren(...nodes.map((n) => nodeCard(n, pauses)));
   document.querySelector("#containers tbody").replaceChildren(...containers.map(containerRow));
   document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }

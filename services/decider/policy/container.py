@@ -75,7 +75,7 @@ def decide_container(
     if replay is not None:
         return replay
     pending = state.pending
-    if pending is not None and _awaiting(pending, reading, ctx.at):
+    if pending is not None and _awaiting(pending, reading, ctx):
         _reserve(budget, pending.intent)
         return ContainerResult(note=f"waiting for intent {pending.intent.intent_id} to be applied")
     blocked = _blocked(ctx, reading.vmid, policy)
@@ -255,9 +255,14 @@ def _replayed(state: ContainerState, ctx: SampleContext, budget: Budget) -> Cont
     return ContainerResult(note="already decided")
 
 
-def _awaiting(pending: PendingIntent, reading: ContainerReading, at: float) -> bool:
+def _awaiting(pending: PendingIntent, reading: ContainerReading, ctx: SampleContext) -> bool:
+    """Still waiting for the actuator. A dry-run intent is never applied: once dry-run is
+    switched off, waiting for it out its time to live would only delay the real one."""
+    if pending.intent.dry_run and not ctx.view.dry_run:
+        return False
     expected = pending.intent.expected
-    return at < pending.until and reading.cores == expected.cores and reading.memory_mb == expected.memory_mb
+    unchanged = reading.cores == expected.cores and reading.memory_mb == expected.memory_mb
+    return ctx.at < pending.until and unchanged
 
 
 def _reserve(budget: Budget, intent: ScaleIntent) -> None:
