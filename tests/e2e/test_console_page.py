@@ -129,13 +129,13 @@ def test_the_page_shows_every_container_and_a_new_event_without_reload(
     )
     assert "Proxmox: " in cpu_cell and "%" in cpu_cell.split("Proxmox: ")[1]
     _wait(browser, "the acting badge", lambda d: _text(d, "#mode") == "acting (dry-run off)")
+    if SCREENSHOT:
+        browser.save_screenshot(SCREENSHOT)
     assert demo.request("/api/v1/dry-run", {"switch": "on"}, token=TOKEN).status == 200
     assert demo.request("/api/v1/pause", {"node": "pve1", "mode": "scale-down"}, token=TOKEN).status == 200
     _wait(browser, "the dry-run badge", lambda d: _text(d, "#mode") == "DRY RUN: nothing is applied")
     _wait(browser, "the node's pause", lambda d: "paused (scale-down)" in _text(d, '[data-node="pve1"]'))
     assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
-    if SCREENSHOT:
-        browser.save_screenshot(SCREENSHOT)
     assert demo.request("/api/v1/dry-run", {"switch": "config"}, token=TOKEN).status == 200
     assert demo.request("/api/v1/resume", {"node": "pve1"}, token=TOKEN).status == 200
     _wait(browser, "the acting badge again", lambda d: _text(d, "#mode") == "acting (dry-run off)")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from actuator_harness import EventReader, intent, publish_intent, running_actuator, set_calls, sim_node
+from support import metric
 
 from shared import subjects
 from simnode import faults
@@ -22,10 +23,16 @@ async def test_a_container_locked_twice_is_retried_and_applied_on_the_third_atte
     faults.inject(sim.root, 101, locked_times=2)
     js = nc.jetstream()
     reader = await EventReader.open(js)
+    retries, commands = metric("autoscale_actuator_retries_total", operation="set"), _commands()
+    applied = _outcomes("applied")
     async with running_actuator(nc, sim, max_attempts=4):
         await publish_intent(js, intent())
         [event] = await reader.take(1)
     assert (event.outcome, event.attempts) == ("applied", 3)
+    # Counted as it happened: two retries, three timed `pct set` attempts, one applied intent.
+    assert metric("autoscale_actuator_retries_total", operation="set") == retries + 2
+    assert _commands() == commands + 3
+    assert _outcomes("applied") == applied + 1
     assert len(set_calls(sim)) == 3
     assert sim.read_conf(101)["cores"] == "3"
 
@@ -37,10 +44,12 @@ async def test_a_container_locked_longer_than_the_retry_limit_fails_as_locked(
     faults.inject(sim.root, 101, locked_times=10)
     js = nc.jetstream()
     reader = await EventReader.open(js)
+    failed = _outcomes("failed", "locked")
     async with running_actuator(nc, sim, max_attempts=3):
         await publish_intent(js, intent())
         [event] = await reader.take(1)
     assert (event.outcome, event.detail, event.attempts) == ("failed", "locked", 3)
+    assert _outcomes("failed", "locked") == failed + 1
     assert "CT is locked (backup)" in event.message
     assert len(set_calls(sim)) == 3
     assert sim.read_conf(101)["cores"] == "2"
@@ -114,3 +123,21 @@ async def test_long_retries_keep_the_intent_from_being_redelivered(nc: Any, tmp_
     assert (event.outcome, event.attempts) == ("applied", 6)
     assert info.num_redelivered == 0
     assert await reader.nothing_more() == []
+
+
+def _commands() -> float:
+    return metric("autoscale_actuator_command_duration_seconds_count", operation="set")
+
+
+def _outcomes(outcome: str, detail: str | None = None) -> float:
+    """Intents ended with this outcome (and detail, or any)."""
+    from prometheus_client import REGISTRY
+
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "autoscale_actuator_intents"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("node") == "pve1"
+        and sample.labels.get("outcome") == outcome and detail in {None, sample.labels.get("detail")}
+    )

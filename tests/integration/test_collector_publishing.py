@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from support import metric
 
 from services.collector.cycle import Collector
 from services.collector.sampling import SamplingSettings
@@ -83,8 +84,22 @@ def published_at_least(service: CollectorService, count: int) -> Any:
     return check
 
 
+def _dropped() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "autoscale_collector_samples_dropped"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("node") == "pve1"
+    )
+
+
 async def test_samples_arrive_on_the_node_subject_with_increasing_seq(tmp_path: Path, nc: Any) -> None:
     root = write_node(tmp_path / "node", [101, 102])
+    published = metric("autoscale_collector_samples_published_total", node="pve1")
+    cycles = metric("autoscale_collector_cycle_duration_seconds_count", node="pve1")
     received: list[NodeSample] = []
 
     async def on_message(msg: Any) -> None:
@@ -108,6 +123,34 @@ async def test_samples_arrive_on_the_node_subject_with_increasing_seq(tmp_path: 
     assert received[-1].containers[0].memory_pct == 50.0
     info = await nc.jetstream().stream_info(subjects.METRICS_STREAM)
     assert info.state.messages >= 3  # stored in the stream, not just sent
+    # Counted as they happened: each stored sample, each timed cycle.
+    assert metric("autoscale_collector_samples_published_total", node="pve1") - published == (
+        service.outage.published
+    )
+    assert metric("autoscale_collector_cycle_duration_seconds_count", node="pve1") - cycles >= len(received)
+
+
+async def test_a_node_that_cannot_be_read_is_counted_as_failed_cycles_and_the_collector_goes_on(
+    tmp_path: Path, nc: Any
+) -> None:
+    root = write_node(tmp_path / "node", [101])
+    (root / "proc/meminfo").unlink()  # the host's memory cannot be read: no sample can be built
+    failed = metric("autoscale_collector_cycles_failed_total", node="pve1")
+    service = make_service(root, nc)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+
+    async def three_failed() -> bool:
+        return metric("autoscale_collector_cycles_failed_total", node="pve1") >= failed + 3
+
+    try:
+        await wait_for(three_failed, timeout_s=10)
+        assert not task.done() and service.outage.published == 0
+        (root / "proc/meminfo").write_text("MemTotal: 16777216 kB\n")
+        await wait_for(published_at_least(service, 1), timeout_s=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
 
 
 async def test_a_broker_restart_is_survived_without_a_burst_of_stale_samples(
@@ -122,6 +165,7 @@ async def test_a_broker_restart_is_survived_without_a_burst_of_stale_samples(
     task = asyncio.create_task(service.run(stop))
     try:
         await wait_for(published_at_least(service, 3), timeout_s=5)
+        dropped_before = _dropped()
         broker.stop()
         outage_started = datetime.now().astimezone()
         await asyncio.sleep(8 * INTERVAL_S)
@@ -129,6 +173,7 @@ async def test_a_broker_restart_is_survived_without_a_burst_of_stale_samples(
         restarted = start_broker(broker.store_dir, port=broker.port)
         outage_ended = datetime.now().astimezone()
         before = service.outage.published
+        dropped = _dropped() - dropped_before
         await wait_for(published_at_least(service, before + 3), timeout_s=15)
     finally:
         stop.set()
@@ -139,6 +184,7 @@ async def test_a_broker_restart_is_survived_without_a_burst_of_stale_samples(
     finally:
         restarted.stop()
     assert service.outage.dropped >= 4  # one interval each while the broker was away
+    assert dropped >= 4, "samples not published while the broker was away are counted as dropped"
     during = [s for s in samples if outage_started <= s.taken_at <= outage_ended]
     assert len(during) <= 1  # at most the one in flight when the broker went away
     seqs = [s.seq for s in samples]

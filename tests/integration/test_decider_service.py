@@ -10,9 +10,9 @@ from typing import Any
 import nats
 import pytest
 from decider_harness import FAST_REDELIVERY, Cluster, Replica, config_for, fresh, running_cluster, until
-from support import reading, sample
+from support import metric, reading, sample
 
-from services.decider.policy import PauseEntry, decode_state
+from services.decider.policy import ContainerState, PauseEntry, decode_state, encode_state
 from services.decider.service import DeciderService
 from shared import failpoints, subjects
 from shared.codec import encode
@@ -33,9 +33,11 @@ async def cluster(broker: Any) -> AsyncIterator[Cluster]:
 
 async def test_a_busy_container_gets_an_intent_with_its_id_as_the_message_id(cluster: Cluster) -> None:
     await cluster.start(config_for(cluster.broker), "r1")
+    counted = _decider_metrics()
     await cluster.publish(fresh(reading(101, cpu_pct=95.0), reading(102)))
     await cluster.drained()
     (intent,) = await cluster.intents()
+    assert _moved(counted) == {"samples": 1, "decisions": 2, "intents": 1, "durations": 1}
     assert (intent.vmid, intent.target.cores) == (101, 4)
     assert intent.source_id == "pve1:boot-a:1"
     kv = await cluster.nc.jetstream().key_value(subjects.STATE_BUCKET)
@@ -48,10 +50,12 @@ async def test_a_busy_container_gets_an_intent_with_its_id_as_the_message_id(clu
 async def test_a_malformed_sample_is_set_aside_and_the_replica_goes_on(cluster: Cluster) -> None:
     replica = await cluster.start(config_for(cluster.broker), "r1")
     js = cluster.nc.jetstream()
+    invalid = metric("autoscale_decider_samples_invalid_total")
     await js.publish(subjects.metrics_subject("pve1"), b"\xc1 not msgpack")
     await js.publish(subjects.metrics_subject("pve1"), encode(reading(101)))  # valid msgpack, wrong model
     await cluster.publish(fresh(reading(101, cpu_pct=95.0)))
     await cluster.drained()
+    assert metric("autoscale_decider_samples_invalid_total") == invalid + 2
     assert [i.vmid for i in await cluster.intents()] == [101]
     assert replica.service.handler is not None
     assert replica.service.handler.counters.invalid == 2
@@ -60,9 +64,26 @@ async def test_a_malformed_sample_is_set_aside_and_the_replica_goes_on(cluster: 
 async def test_a_stale_sample_gives_no_intent(cluster: Cluster) -> None:
     await cluster.start(config_for(cluster.broker), "r1")
     old = datetime.now(UTC) - timedelta(minutes=5)
+    ignored = metric("autoscale_decider_samples_ignored_total", node="pve1")
     await cluster.publish(fresh(reading(101, cpu_pct=0.0, cores=4), taken_at=old))
     await cluster.drained()
     assert await cluster.intents() == []
+    assert metric("autoscale_decider_samples_ignored_total", node="pve1") == ignored + 1
+
+
+async def test_a_lost_compare_and_set_is_counted_and_decided_again(cluster: Cluster) -> None:
+    replica = await cluster.start(config_for(cluster.broker), "r1")
+    store = replica.service.store
+    assert store is not None
+    await store.stop()  # its view no longer follows the bucket: the next write races another "replica"
+    kv = await cluster.nc.jetstream().key_value(subjects.STATE_BUCKET)
+    await kv.put(subjects.state_key("pve1", 101), encode_state(ContainerState()))
+    conflicts = metric("autoscale_decider_state_conflicts_total", node="pve1")
+    await cluster.publish(fresh(reading(101, cpu_pct=95.0)))
+    await cluster.drained()
+    assert metric("autoscale_decider_state_conflicts_total", node="pve1") == conflicts + 1
+    assert replica.service.handler is not None and replica.service.handler.counters.conflicts == 1
+    assert [i.vmid for i in await cluster.intents()] == [101]  # decided again, published once
 
 
 async def test_a_pause_written_to_the_policy_bucket_takes_effect_without_restart(cluster: Cluster) -> None:
@@ -119,6 +140,25 @@ async def _dry_run(replica: Replica, expected: bool) -> bool:
 
 async def _not_paused(replica: Replica) -> bool:
     return replica.service.policy.view.pauses.empty
+
+
+_DECIDER_SERIES = {
+    "samples": ("autoscale_decider_samples_total", {"node": "pve1"}),
+    "decisions": ("autoscale_decider_decisions_total", {"node": "pve1"}),
+    "intents": (
+        "autoscale_decider_intents_total",
+        {"node": "pve1", "direction": "scale-up", "rule": "cpu-above-upper"},
+    ),
+    "durations": ("autoscale_decider_decide_duration_seconds_count", {"node": "pve1"}),
+}
+
+
+def _decider_metrics() -> dict[str, float]:
+    return {key: metric(name, **labels) for key, (name, labels) in _DECIDER_SERIES.items()}
+
+
+def _moved(before: dict[str, float]) -> dict[str, float]:
+    return {key: value - before[key] for key, value in _decider_metrics().items()}
 
 
 async def _paused(replica: Replica) -> bool:
