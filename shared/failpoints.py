@@ -10,7 +10,10 @@ which `arm_from_environment` reads once at start-up (and logs loudly). Actions:
 
 - `kill`: SIGKILL the own process (a crash, nothing flushed, nothing cleaned up);
 - `pause`: never return (a frozen process: no ack, no publish, no heartbeat of its own);
-- `raise`: raise `FailpointError` (an unexpected exception from that step).
+- `raise`: raise `FailpointError` (an unexpected exception from that step);
+- `stop`: SIGSTOP the own process, once (the whole process frozen, as a paused VM or a
+  swap storm freezes it: no task runs, no heartbeat, no lease renewal); after SIGCONT
+  the step goes on as if nothing happened.
 
 Every name is declared in `POINTS` with what has just happened when it is reached, so a
 misspelt name in a test fails at once instead of arming nothing; docs/failpoints.md
@@ -32,7 +35,7 @@ from typing import Literal, get_args
 log = logging.getLogger(__name__)
 
 ENVIRONMENT_VARIABLE = "AUTOSCALE_FAILPOINTS"
-Action = Literal["kill", "pause", "raise"]
+Action = Literal["kill", "pause", "raise", "stop"]
 
 POINTS: dict[str, str] = {
     "actuator.after-backup": "the container's original size is saved, nothing changed yet",
@@ -58,7 +61,7 @@ def enable(name: str, action: Action) -> None:
     if name not in POINTS:
         raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(sorted(POINTS))}")
     if action not in get_args(Action):
-        raise ValueError(f"unknown failpoint action {action!r}; use kill, pause or raise")
+        raise ValueError(f"unknown failpoint action {action!r}; use kill, pause, raise or stop")
     _armed[name] = action
 
 
@@ -98,4 +101,9 @@ async def reach(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if action == "pause":
         await asyncio.Event().wait()
+    if action == "stop":
+        disable(name)
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return
     raise FailpointError(f"failpoint {name} reached")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,15 +20,25 @@ from services.actuator.commands import HostLimits
 from services.actuator.executors.base import Executor
 from services.actuator.executors.local import LocalExecutor
 from services.actuator.wiring import Actuator, build_actuator, node_consumer
-from shared import subjects
+from shared import failpoints, subjects
 from shared.codec import decode, encode
 from shared.config import ActuatorSettings
+from shared.embedded_broker import EmbeddedBroker
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent
 from shared.provisioning import provision
 from simnode.tree import ContainerSpec, SimNode, build_node
 
 NODE = "pve1"
 HOST = HostLimits(cores=16, memory_mb=32768)
+PROJECT = Path(__file__).resolve().parents[1]
+# ACTUATOR settings for an actuator process: quick commands and retries, ack_wait 4 s.
+PROCESS_CONFIG = """\
+ACTUATOR:
+  command_timeout_s: 1
+  max_attempts: 3
+  backoff_initial_s: 0.01
+  backoff_max_s: 0.05
+"""
 
 
 def sim_node(root: Path, *specs: tuple[int, int, int]) -> SimNode:
@@ -95,6 +108,28 @@ async def publish_raw(js: Any, payload: bytes, node: str = NODE) -> None:
 async def setup_node(js: Any, settings: ActuatorSettings, node: str = NODE) -> None:
     """What `lxc-autoscale setup --node NODE` does with these actuator settings (as admin)."""
     await provision(js, consumers=[(subjects.INTENTS_STREAM, node_consumer(settings, node))])
+
+
+def actuator_process(
+    broker: EmbeddedBroker, sim: SimNode, config: Path, crash_after: str | None, url: str | None = None,
+    log: Path | None = None, action: str = "kill",
+) -> Any:
+    """`lxc-autoscale actuator` for NODE as its own process; `crash_after` arms `action`
+    (SIGKILL) at that failpoint; its JSON log goes to `log` (else a pipe, `.stderr`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_"))}
+    if crash_after:
+        env[failpoints.ENVIRONMENT_VARIABLE] = f"actuator.after-{crash_after}={action}"
+    command = [
+        sys.executable, "-m", "cli.main", "actuator", "--config", str(config),
+        "--nats-url", url or broker.url, "--node", NODE, "--pct", str(sim.pct_path),
+        "--root", str(sim.root),
+        "--host-cores", "16", "--host-memory-mb", "32768", "--log-format", "json",
+    ]  # fmt: skip
+    quiet = subprocess.DEVNULL
+    if log is None:
+        return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=quiet, stderr=subprocess.PIPE)
+    with log.open("ab") as sink:  # the child keeps its own descriptor
+        return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=quiet, stderr=sink)
 
 
 @contextlib.asynccontextmanager

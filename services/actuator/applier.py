@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from services.actuator.commands import ConfigUnreadable, HostLimits, Resize, argv, parse_config
 from services.actuator.config_reader import ConfigReader
@@ -30,7 +31,7 @@ from services.actuator.plan import (
 from services.actuator.precondition import SizeBounds, screen
 from services.actuator.publisher import EventPublisher
 from services.actuator.records import BackupRecord, JournalEntry, OutcomeRecord
-from services.actuator.retry import ResultKind, RetryPolicy
+from services.actuator.retry import COMMAND_OVERRUN_S, ResultKind, RetryPolicy
 from services.actuator.store import ActuatorStore
 from shared import failpoints
 from shared.clock import Clock
@@ -38,8 +39,15 @@ from shared.models import ResourceSize, ScaleEvent, ScaleIntent
 
 log = logging.getLogger(__name__)
 PARAMETER_REFUSED = "invalid-value"  # retry.classify's code for `400 Parameter verification failed`
+DECIDE_WITHIN_S = 1.0  # lease time left to store an outcome: one KV write, with room
 
 Terminal = Publish | Acknowledge
+
+
+class Fence(Protocol):
+    """The node's lease (leadership.py): `ensure` raises unless it is ours for `for_s` more."""
+
+    async def ensure(self, for_s: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,11 @@ class Applier:
         store: ActuatorStore,
         publisher: EventPublisher,
         clock: Clock,
+        fence: Fence,
         reader: ConfigReader | None = None,
     ) -> None:
         self._settings = settings
+        self._fence = fence
         self._executor = executor
         # Default: `pct config` through the executor (what a reader with no files does).
         self._reader = reader or ConfigReader(
@@ -89,20 +99,26 @@ class Applier:
 
     async def finish(
         self, intent: ScaleIntent, step: Terminal, acknowledge: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Store the decided event, publish it, ack; each step survives a crash after it."""
+    ) -> ScaleEvent | None:
+        """Store the decided event, publish it, ack; each step survives a crash after it.
+
+        Returns the event published: the stored one if another process decided first."""
         node = self._settings.node
+        event = None
         if isinstance(step, Publish):
+            event = step.event
             if not step.stored:
-                await self._store.write_outcome(OutcomeRecord(event=step.event))
+                await self._fence.ensure(DECIDE_WITHIN_S)
+                event = (await self._store.decide(OutcomeRecord(event=step.event))).event
                 await failpoints.reach("actuator.after-decide")
             if step.clears_inflight:
-                await self._store.clear_journal(node, intent.vmid)
-            await self._publisher.publish(step.event)
+                await self._store.clear_journal(node, intent.vmid, intent.intent_id)
+            await self._publisher.publish(event)
             await failpoints.reach("actuator.after-publish")
-            await self._store.write_outcome(OutcomeRecord(event=step.event, published=True))
+            await self._store.write_outcome(OutcomeRecord(event=event, published=True))
         await acknowledge()
         await failpoints.reach("actuator.after-ack")
+        return event
 
     async def publish_and_ack(self, event: ScaleEvent, acknowledge: Callable[[], Awaitable[None]]) -> None:
         """An event that needs no journal (decided from the intent alone): publish, ack."""
@@ -130,6 +146,10 @@ class Applier:
         self, intent: ScaleIntent, command: Resize, before: ResourceSize, on_retry: OnRetry
     ) -> ChangeResult:
         node, now = self._settings.node, self._clock.now()
+        policy = self._settings.policy
+        # Every attempt must end (killed at its timeout at worst) inside our lease.
+        within_s = policy.command_timeout_s + COMMAND_OVERRUN_S
+        await self._fence.ensure(within_s)
         backup = BackupRecord(
             node=node, vmid=intent.vmid, original=before, saved_at=now, intent_id=intent.intent_id
         )
@@ -143,8 +163,9 @@ class Applier:
         )
         await failpoints.reach("actuator.after-journal")
         done = await run_with_retries(
-            self._executor, argv(command, self._settings.pct_path), self._settings.policy, on_retry=on_retry
-        )
+            self._executor, argv(command, self._settings.pct_path), policy, on_retry=on_retry,
+            before_attempt=lambda: self._fence.ensure(within_s),
+        )  # fmt: skip
         await failpoints.reach("actuator.after-command")
         failure = None
         if done.classification.kind is not ResultKind.OK:
@@ -174,10 +195,11 @@ class Applier:
     async def _settle_orphan(self, orphan: JournalEntry, event: ScaleEvent | None) -> None:
         """Another intent's entry: it crashed mid-way and a newer intent got here first."""
         if event is not None:
-            await self._store.write_outcome(OutcomeRecord(event=event))
+            await self._fence.ensure(DECIDE_WITHIN_S)
+            event = (await self._store.decide(OutcomeRecord(event=event))).event
             await self._publisher.publish(event)
             await self._store.write_outcome(OutcomeRecord(event=event, published=True))
-        await self._store.clear_journal(self._settings.node, orphan.intent.vmid)
+        await self._store.clear_journal(self._settings.node, orphan.intent.vmid, orphan.intent.intent_id)
         log.warning(
             "settled the journal of an earlier intent",
             extra={

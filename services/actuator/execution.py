@@ -38,14 +38,20 @@ async def run_with_retries(
     policy: RetryPolicy,
     *,
     on_retry: OnRetry | None = None,
+    before_attempt: Callable[[], Awaitable[None]] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Attempted:
     """Transient failures are retried with exponential back-off and jitter, up to
-    `policy.max_attempts`; permanent ones return at once. Never raises for a failed command."""
+    `policy.max_attempts`; permanent ones return at once. Never raises for a failed command;
+    `before_attempt` may raise to stop before the next attempt starts."""
     label = argv[1] if len(argv) > 1 else argv[0]
-    return await retry_attempts(
-        lambda: executor.run(argv, policy.command_timeout_s), label, policy, on_retry=on_retry, sleep=sleep
-    )
+
+    async def attempt() -> CommandResult:
+        if before_attempt is not None:
+            await before_attempt()
+        return await executor.run(argv, policy.command_timeout_s)
+
+    return await retry_attempts(attempt, label, policy, on_retry=on_retry, sleep=sleep)
 
 
 async def retry_attempts(

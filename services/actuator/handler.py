@@ -2,7 +2,8 @@
 
 Decode, take the container's lock, let the applier plan and act, then finish: store the
 event, publish it, ack. Nothing one message does can stop the service: broker or KV
-trouble naks the intent for a retry (it is still valid, and expires on its own);
+trouble, or a node lease this process no longer holds, naks the intent for a retry (it
+is still valid, and expires on its own);
 anything else is a bug or a poison message and ends as a terminal `failed` event.
 """
 
@@ -22,6 +23,7 @@ from nats.js.errors import Error as JetStreamError
 from services.actuator import metrics
 from services.actuator.applier import Applier
 from services.actuator.event_builder import build_event, group_unsupported
+from services.actuator.leadership import LeaseLost
 from services.actuator.plan import Publish
 from services.actuator.retry import Classification, one_line
 from shared.codec import CodecError, decode_intent
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 NAK_DELAY_S = 1.0  # after a broker hiccup: try the intent again soon, it is still valid
 # What a broker or KV outage raises; anything else from one intent is a bug or poison.
 BROKER_TROUBLE = (nats.errors.Error, JetStreamError, asyncio.TimeoutError, ConnectionError)
+# Not ours to finish now: handed back to the queue, for the lease holder (or us, later).
+RETRY_LATER = (*BROKER_TROUBLE, LeaseLost)
 
 
 class IntentHandler:
@@ -65,20 +69,20 @@ class IntentHandler:
     async def _handle(self, intent: ScaleIntent, msg: Any) -> None:
         try:
             step = await self._applier.process(intent, self._progress(msg))
-            await self._applier.finish(intent, step, msg.ack_sync)
-        except BROKER_TROUBLE as exc:
+            event = await self._applier.finish(intent, step, msg.ack_sync)
+        except RETRY_LATER as exc:
             self._retry_later(intent, exc)
             await _quietly(msg.nak(delay=NAK_DELAY_S))
             return
         except Exception as exc:  # poison or bug: one terminal event, the service goes on
             step = Publish("internal-error", self._internal_error(intent, exc))
             try:
-                await self._applier.finish(intent, step, msg.ack_sync)
+                event = await self._applier.finish(intent, step, msg.ack_sync)
             except Exception as again:
                 self._retry_later(intent, again)
                 await _quietly(msg.nak(delay=NAK_DELAY_S))
                 return
-        self._count(step)
+        self._count(event)
 
     async def _refuse_group(self, intent: GroupIntent, msg: Any) -> None:
         """This actuator does not run group actions: one terminal `rejected` event, then ack
@@ -93,10 +97,9 @@ class IntentHandler:
                                "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
             await _quietly(msg.nak(delay=NAK_DELAY_S))
             return
-        self._count(Publish("group-unsupported", event))
+        self._count(event)
 
-    def _count(self, step: Any) -> None:
-        event = step.event if isinstance(step, Publish) else None
+    def _count(self, event: ScaleEvent | None) -> None:
         self.counts[event.outcome if event is not None else "republished"] += 1
         if event is not None:
             metrics.count_outcome(event.node, event.vmid, event.outcome, event.detail)

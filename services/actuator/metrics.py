@@ -6,7 +6,7 @@ the operator turns it on (`--metrics-per-container`): a cluster may hold thousan
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INTENTS = Counter(
     "autoscale_actuator_intents",
@@ -21,6 +21,11 @@ COMMAND_SECONDS = Histogram(
 )
 RETRIES = Counter(
     "autoscale_actuator_retries", "Attempts retried after a transient failure.", ["operation"]
+)
+LEADER = Gauge(
+    "autoscale_actuator_leader",
+    "1 while this process holds the node's lease and applies its intents, 0 on standby.",
+    ["node"],
 )
 _per_container: Counter | None = None
 

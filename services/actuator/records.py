@@ -1,4 +1,4 @@
-"""The actuator's own KV records: original sizes for rollback, and the in-flight journal.
+"""The actuator's own KV records: original sizes for rollback, the in-flight journal, the node lease.
 
 Stored as JSON so an operator can read them with any NATS tool.
 """
@@ -44,3 +44,13 @@ class OutcomeRecord(_Record):
 
     event: ScaleEvent
     published: bool = False
+
+
+class LeaseRecord(_Record):
+    """The node's lease (key `<node>.leader`): which actuator process applies the node's
+    intents. Only its KV revision matters to the protocol (leadership.py); the fields
+    say who holds it, for an operator."""
+
+    holder: str
+    acquired_at: AwareDatetime
+    renewed_at: AwareDatetime

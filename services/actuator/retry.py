@@ -32,6 +32,9 @@ _HTTP_TRANSIENT = frozenset({502, 503, 504, 595, 596})
 _HTTP_PERMANENT = {401: "auth-failed", 403: "permission-denied"}
 SSH_CONNECTION_EXIT = 255
 TIMEOUT_EXIT = 124  # coreutils `timeout`, used to bound remote commands
+# How long one attempt may outlast command_timeout_s: the SSH executor's `timeout -k 2`
+# plus the second its channel waits beyond that.
+COMMAND_OVERRUN_S = 3.0
 
 
 def one_line(text: str, limit: int = 400) -> str:
@@ -102,6 +105,7 @@ class ConsumerTiming:
     max_deliver: int
     backoff_s: tuple[float, ...]
     progress_every_s: float
+    lease_ttl_s: float  # the node lease (leadership.py): renewed every progress_every_s
 
 
 def consumer_timing(policy: RetryPolicy, max_deliver: int = 5) -> ConsumerTiming:
@@ -112,6 +116,10 @@ def consumer_timing(policy: RetryPolicy, max_deliver: int = 5) -> ConsumerTiming
     command attempt or one back-off wait, plus a margin for the KV and publish calls.
     A crashed actuator's intent is therefore redelivered after about ack_wait, and the
     consumer back-off spaces out later redeliveries (doubling, capped at 4 x ack_wait).
+
+    The node lease outlives ack_wait by one command's overrun: the holder renews it as
+    often as it reports progress, and a renewal just before a command leaves the whole
+    attempt (timeout and kill) inside the lease with ack_wait - command_timeout to spare.
     """
     ack_wait = math.ceil(policy.command_timeout_s + policy.max_backoff_s + policy.jitter_s + 2.0)
     backoff = tuple(float(ack_wait * min(2**n, 4)) for n in range(max_deliver))
@@ -120,4 +128,5 @@ def consumer_timing(policy: RetryPolicy, max_deliver: int = 5) -> ConsumerTiming
         max_deliver=max_deliver,
         backoff_s=backoff,
         progress_every_s=ack_wait / 3,
+        lease_ttl_s=ack_wait + COMMAND_OVERRUN_S,
     )

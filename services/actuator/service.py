@@ -1,4 +1,7 @@
-"""The actuator's I/O shell: the per-node durable consumer and the fetch loop."""
+"""The actuator's I/O shell: the per-node durable consumer and the fetch loop.
+
+Only the holder of the node's lease fetches (leadership.py); a standby keeps the lease
+under watch and fetches once it takes the lease over."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.actuator.handler import IntentHandler
+from services.actuator.leadership import Leadership
 from services.actuator.retry import ConsumerTiming
 from shared import subjects
 from shared.observability import CONSUMER_BOUND, READINESS
@@ -19,6 +23,7 @@ from shared.pull import fetch_until_stopped
 log = logging.getLogger(__name__)
 
 RESUBSCRIBE_PAUSE_S = 0.5
+STANDBY_PAUSE_S = 0.2  # how soon a standby fetches once its lease task takes the lease
 
 
 def consumer_config(node: str, timing: ConsumerTiming, max_in_flight: int) -> ConsumerConfig:
@@ -41,6 +46,7 @@ class ActuatorService:
     js: Any
     handler: IntentHandler
     node: str
+    leadership: Leadership
     max_in_flight: int = 8
     fetch_timeout_s: float = 1.0
     _subscription: Any = field(default=None, init=False)
@@ -51,18 +57,30 @@ class ActuatorService:
         self._slots = asyncio.Semaphore(self.max_in_flight)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and handle intents until `stop` is set, then let in-flight intents finish."""
+        """Fetch and handle intents (while holding the node's lease) until `stop` is set,
+        then let in-flight intents finish and give the lease up."""
         log.info("actuator ready", extra={"event": "actuator_ready", "node": self.node,
-                                          "consumer": subjects.actuator_consumer(self.node)})  # fmt: skip
-        while not stop.is_set():
-            await self.tick(stop)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+                                          "consumer": subjects.actuator_consumer(self.node),
+                                          "holder": self.leadership.holder})  # fmt: skip
+        lease_stop = asyncio.Event()  # the lease is kept until the last intent is finished
+        lease = asyncio.create_task(self.leadership.run(lease_stop))
+        try:
+            while not stop.is_set():
+                await self.tick(stop)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            lease_stop.set()
+            await lease
+            await self.leadership.release()
         await _unsubscribe(self._subscription)
 
     async def tick(self, stop: asyncio.Event) -> int:
         """One cycle: subscribe if needed, fetch as many intents as there are free slots,
         start handling them. Returns how many were started; never raises."""
+        if not self.leadership.leading:
+            await _sleep_unless(stop, STANDBY_PAUSE_S)
+            return 0
         if not await self._subscribed(stop):
             return 0
         free = await self._take_free_slots()

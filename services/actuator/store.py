@@ -1,7 +1,8 @@
-"""KV access for the actuator: original sizes (rollback) and the in-flight journal."""
+"""KV access for the actuator: original sizes (rollback), the in-flight journal, outcomes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, TypeVar
 
@@ -30,9 +31,22 @@ class ActuatorStore:
     async def write_journal(self, node: str, vmid: int, entry: JournalEntry) -> None:
         await self._journal.put(subjects.state_key(node, vmid), entry.model_dump_json().encode())
 
-    async def clear_journal(self, node: str, vmid: int) -> None:
-        # A delete marker, not an error, when the key is already gone.
-        await self._journal.delete(subjects.state_key(node, vmid))
+    async def clear_journal(self, node: str, vmid: int, intent_id: str) -> None:
+        """Delete the container's in-flight entry if it is still `intent_id`'s: compare-and-set
+        on its revision, so a late actuator never drops a newer intent's entry."""
+        key = subjects.state_key(node, vmid)
+        try:
+            entry = await self._journal.get(key)
+        except NotFoundError:
+            return
+        try:
+            current = JournalEntry.model_validate_json(entry.value or b"")
+        except ValidationError:
+            current = None  # garbage proves nothing: it goes, as before
+        if current is not None and current.intent.intent_id != intent_id:
+            return
+        with contextlib.suppress(KeyWrongLastSequenceError):  # replaced meanwhile: not ours
+            await self._journal.delete(key, last=entry.revision)
 
     async def outcome(self, node: str, vmid: int, intent_id: str) -> OutcomeRecord | None:
         return await self._record(_outcome_key(node, vmid, intent_id), OutcomeRecord)
@@ -51,6 +65,22 @@ class ActuatorStore:
                 extra={"event": "journal_unreadable", "key": key, "error": str(exc)[:300]},
             )
             return None
+
+    async def decide(self, record: OutcomeRecord) -> OutcomeRecord:
+        """Store an intent's outcome unless one is stored already (`create`, compare-and-set
+        on "no such key"), and return the outcome that stands: the first decision wins,
+        whichever actuator process made it."""
+        event = record.event
+        key = _outcome_key(event.node, event.vmid, event.intent_id)
+        try:
+            await self._journal.create(key, record.model_dump_json().encode())
+            return record
+        except KeyWrongLastSequenceError:
+            stored = await self.outcome(event.node, event.vmid, event.intent_id)
+        if stored is None:  # unreadable: it proves nothing, ours replaces it
+            await self.write_outcome(record)
+            return record
+        return stored
 
     async def write_outcome(self, record: OutcomeRecord) -> None:
         event = record.event

@@ -15,6 +15,7 @@ from services.actuator.config_reader import ConfigFiles, ConfigReader, LocalFile
 from services.actuator.executors.base import Executor
 from services.actuator.executors.local import LocalExecutor
 from services.actuator.handler import IntentHandler
+from services.actuator.leadership import Leadership
 from services.actuator.precondition import SizeBounds
 from services.actuator.publisher import EventPublisher
 from services.actuator.retry import ConsumerTiming, RetryPolicy, classify, consumer_timing
@@ -155,20 +156,28 @@ async def build_actuator(
         buckets=[subjects.ACTUATOR_BUCKET, subjects.BACKUP_BUCKET, subjects.GROUPS_BUCKET],
     )  # fmt: skip
     clock = clock or SystemClock()
+    leadership = Leadership(
+        kv=await js.key_value(subjects.ACTUATOR_BUCKET), node=node, ttl_s=timing.lease_ttl_s,
+        renew_every_s=timing.progress_every_s, clock=clock,
+    )  # fmt: skip
     applier_settings = ApplierSettings(
         node=node, limits=limits, pct_path=check_pct_path(settings.pct_path), policy=policy,
         bounds=tier_bounds(tiers or AutoscaleConfig()),
     )  # fmt: skip
     applier = Applier(
         settings=applier_settings, executor=executor, store=await ActuatorStore.open(js),
-        publisher=EventPublisher(js), clock=clock, reader=config_reader(node, settings, executor),
+        publisher=EventPublisher(js), clock=clock, fence=leadership,
+        reader=config_reader(node, settings, executor),
     )  # fmt: skip
     handler = IntentHandler(applier=applier, progress_every_s=timing.progress_every_s, now=clock.now)
-    service = ActuatorService(js=js, handler=handler, node=node, max_in_flight=max_in_flight)
+    service = ActuatorService(
+        js=js, handler=handler, node=node, leadership=leadership, max_in_flight=max_in_flight
+    )
     log.info(
         "actuator configured",
         extra={"event": "actuator_configured", "node": node, "host_cores": limits.cores,
                "host_memory_mb": limits.memory_mb, "ack_wait_s": timing.ack_wait_s,
-               "max_deliver": timing.max_deliver, "max_attempts": policy.max_attempts},
+               "max_deliver": timing.max_deliver, "max_attempts": policy.max_attempts,
+               "lease_ttl_s": timing.lease_ttl_s},
     )  # fmt: skip
     return Actuator(service=service, handler=handler, executor=executor, timing=timing)

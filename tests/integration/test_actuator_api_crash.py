@@ -87,7 +87,6 @@ async def test_an_api_actuator_killed_mid_intent_makes_one_change_and_one_event(
     config.write_text(config_text(pve))
     js = nc.jetstream()
     await setup_node(js, load_config(config, env={}).actuator)  # as `lxc-autoscale setup` does
-    reader = await EventReader.open(js)
     await publish_intent(js, intent(target=(4, 2048)))
 
     first = actuator_process(broker, pve, config, crash_after=step)
@@ -98,11 +97,12 @@ async def test_an_api_actuator_killed_mid_intent_makes_one_change_and_one_event(
 
     second = actuator_process(broker, pve, config, crash_after=None)
     processes.append(second)
-    [event] = await reader.take(1, timeout_s=30)
+    # The restarted actuator first waits out the killed one's node lease (docs/actuator.md).
+    await eventually(lambda: intent_settled(js), timeout_s=40)
+    reader = await EventReader.open(js)  # ephemeral: opened only now, so it is not reaped idle
+    [event] = await reader.take(1, timeout_s=10)
     assert (event.outcome, event.detail) == ("applied", "resized")
     assert (event.before.cores, event.after.cores) == (2, 4)  # type: ignore[union-attr]
-
-    await eventually(lambda: intent_settled(js), timeout_s=30)
     assert await reader.nothing_more(wait_s=0.5) == []
     assert len(pve.calls("PUT")) == 1 and pve.sim.pct_calls() == []
     assert pve.sim.read_conf(101)["memory"] == "2048"

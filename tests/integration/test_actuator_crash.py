@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +10,9 @@ from typing import Any
 import nats
 import pytest
 from actuator_harness import (
+    PROCESS_CONFIG,
     EventReader,
+    actuator_process,
     eventually,
     intent,
     intent_settled,
@@ -28,41 +27,15 @@ from actuator_harness import (
 from shared import failpoints
 from shared.config import load_config
 from shared.embedded_broker import EmbeddedBroker, start_broker
-from simnode.tree import SimNode
 from tests.secure_broker import ShippedBroker
 
 pytestmark = pytest.mark.integration
-PROJECT = Path(__file__).resolve().parents[2]
-CONFIG = """\
-ACTUATOR:
-  command_timeout_s: 1
-  max_attempts: 3
-  backoff_initial_s: 0.01
-  backoff_max_s: 0.05
-"""
-
-
-def actuator_process(
-    broker: EmbeddedBroker, sim: SimNode, config: Path, crash_after: str | None, url: str | None = None
-) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_"))}
-    if crash_after:
-        env[failpoints.ENVIRONMENT_VARIABLE] = f"actuator.after-{crash_after}=kill"
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "cli.main", "actuator", "--config", str(config),
-            "--nats-url", url or broker.url, "--node", "pve1", "--pct", str(sim.pct_path),
-            "--root", str(sim.root),
-            "--host-cores", "16", "--host-memory-mb", "32768", "--log-format", "json",
-        ],
-        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
 
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "autoscale.yaml"
-    path.write_text(CONFIG)
+    path.write_text(PROCESS_CONFIG)
     return path
 
 
@@ -74,7 +47,8 @@ def processes() -> Iterator[list[Any]]:
         if process.poll() is None:
             process.terminate()
             process.wait(10)
-        process.stderr.close()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 @pytest.mark.parametrize("step", ["command", "publish"])
@@ -84,7 +58,6 @@ async def test_an_actuator_killed_mid_intent_makes_one_change_and_one_applied_ev
     sim = sim_node(tmp_path / "node", (101, 2, 1024))
     js = nc.jetstream()
     await setup_node(js, load_config(config_file, env={}).actuator)
-    reader = await EventReader.open(js)
     await publish_intent(js, intent(target=(4, 2048)))
 
     first = actuator_process(broker, sim, config_file, crash_after=step)
@@ -93,11 +66,12 @@ async def test_an_actuator_killed_mid_intent_makes_one_change_and_one_applied_ev
     assert len(set_calls(sim)) == 1
 
     processes.append(actuator_process(broker, sim, config_file, crash_after=None))
-    [event] = await reader.take(1, timeout_s=30)
+    # The restarted actuator first waits out the killed one's node lease (docs/actuator.md).
+    await eventually(lambda: intent_settled(js), timeout_s=40)
+    reader = await EventReader.open(js)  # ephemeral: opened only now, so it is not reaped idle
+    [event] = await reader.take(1, timeout_s=10)
     assert (event.outcome, event.detail) == ("applied", "resized")
     assert (event.before.cores, event.after.cores) == (2, 4)  # type: ignore[union-attr]
-
-    await eventually(lambda: intent_settled(js), timeout_s=30)
     assert await reader.nothing_more(wait_s=0.5) == []
     assert len(set_calls(sim)) == 1
     assert sim.read_conf(101)["memory"] == "2048"
