@@ -78,10 +78,10 @@ class ActuatorService:
     async def tick(self, stop: asyncio.Event) -> int:
         """One cycle: subscribe if needed, fetch as many intents as there are free slots,
         start handling them. Returns how many were started; never raises."""
+        if not await self._subscribed(stop):  # a standby binds too: it is ready to take over
+            return 0
         if not self.leadership.leading:
             await _sleep_unless(stop, STANDBY_PAUSE_S)
-            return 0
-        if not await self._subscribed(stop):
             return 0
         free = await self._take_free_slots()
         try:
