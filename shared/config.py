@@ -18,7 +18,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -26,14 +26,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyAddress,
+    IPvAnyInterface,
     IPvAnyNetwork,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from shared.nats_settings import NatsSettings
-from shared.validation import HostName, NodeName
+from shared.validation import GROUP_NAME_PATTERN, HostName, NodeName
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -187,20 +190,101 @@ class Tier(ScalingPolicy):
     lxc_containers: list[int] = Field(default_factory=list)
 
 
+CtId = Annotated[int, Field(ge=100, le=999_999_999)]
+
+
 class HorizontalGroup(_Section):
-    lxc_containers: list[int] = Field(default_factory=list)
-    base_snapshot_name: str = ""
-    min_instances: int = Field(1, ge=1)
+    """A `HORIZONTAL_SCALING_GROUP_<name>` section: the original's keys as they are, plus
+    the new ones of docs/horizontal.md."""
+
+    lxc_containers: list[CtId] = Field(default_factory=list)  # members listed by hand
+    base_snapshot_name: str  # despite its name (the original's), the source container's CTID
+    min_instances: int | None = Field(None, ge=1)
+    min_containers: int | None = Field(None, ge=1)  # the original's deprecated alias
     max_instances: int = Field(5, ge=1)
-    starting_clone_id: int = Field(200, ge=100)
+    starting_clone_id: int = Field(200, ge=100, le=999_999_999)
     clone_network_type: Literal["dhcp", "static"] = "dhcp"
-    static_ip_range: list[str] = Field(default_factory=list)
+    static_ip_range: list[IPvAnyInterface] = Field(default_factory=list)
     horiz_cpu_upper_threshold: float = Field(80, ge=0, le=100)
     horiz_cpu_lower_threshold: float = Field(20, ge=0, le=100)
     horiz_memory_upper_threshold: float = Field(80, ge=0, le=100)
     horiz_memory_lower_threshold: float = Field(20, ge=0, le=100)
     scale_out_grace_period: float = Field(300, ge=0)
     scale_in_grace_period: float = Field(600, ge=0)
+    # New keys.
+    scale_in_policy: Literal["stop", "destroy"] = "stop"
+    allow_destroy: bool = False  # `destroy` needs this too: a second, deliberate yes
+    clone_mode: Literal["linked", "full"] | None = None  # None: Proxmox's (full unless a template)
+    target_storage: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+    bridge: str = Field("vmbr0", pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")  # a Linux interface name
+    gateway: IPvAnyAddress | None = None
+    ready_after_s: float = Field(60, ge=0, le=86_400)  # a clone joins the averages after this
+    placement: Literal["same-node", "least-loaded"] = "same-node"
+    dry_run: bool = False
+    clone_timeout_s: float | None = Field(None, gt=0, le=86_400)  # None: DEFAULT.timeout_extended
+    action_timeout_s: float = Field(900, gt=0, le=86_400)  # a lock whose outcome never shows
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_the_original_reads_them(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("base_snapshot_name"), int):
+            data = {**data, "base_snapshot_name": str(data["base_snapshot_name"])}  # YAML `101`
+        # As the original (#73): an entry without /prefix is a /24.
+        if isinstance(data, dict) and isinstance(data.get("static_ip_range"), list):
+            data = {**data, "static_ip_range": [
+                f"{ip}/24" if isinstance(ip, str) and "/" not in ip and ":" not in ip else ip
+                for ip in data["static_ip_range"]
+            ]}  # fmt: skip
+        return data
+
+    @field_validator("base_snapshot_name")
+    @classmethod
+    def _source_is_a_ctid(cls, value: str) -> str:
+        if not value.isdigit() or not 100 <= int(value) <= 999_999_999:
+            raise ValueError(f"the source container's CTID (100-999999999) is needed, got {value[:40]!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HorizontalGroup:
+        problems = []
+        alias = self.min_containers
+        if None not in (self.min_instances, alias) and self.min_instances != alias:
+            problems.append("min_instances and its alias min_containers disagree; set one")
+        if self.min_size > self.max_instances:
+            problems.append(f"min_instances {self.min_size} exceeds max_instances {self.max_instances}")
+        if self.horiz_cpu_lower_threshold >= self.horiz_cpu_upper_threshold:
+            problems.append("horiz_cpu_lower_threshold must be below horiz_cpu_upper_threshold")
+        if self.horiz_memory_lower_threshold >= self.horiz_memory_upper_threshold:
+            problems.append("horiz_memory_lower_threshold must be below horiz_memory_upper_threshold")
+        if self.scale_in_policy == "destroy" and not self.allow_destroy:
+            problems.append(
+                "scale_in_policy: destroy also needs allow_destroy: true (destroy deletes the "
+                "clone and its disks; the default `stop` keeps them)"
+            )
+        if self.clone_mode == "linked" and self.target_storage is not None:
+            problems.append("target_storage needs clone_mode: full (Proxmox refuses it for linked clones)")
+        if self.clone_network_type == "static" and not self.static_ip_range:
+            problems.append("clone_network_type: static needs static_ip_range")
+        if self.source_vmid in self.lxc_containers:
+            problems.append(f"lxc_containers lists the source {self.source_vmid}; it is a member already")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def source_vmid(self) -> int:
+        return int(self.base_snapshot_name)
+
+    @property
+    def min_size(self) -> int:
+        """`min_instances`, or its alias, else 1 (as the original resolves it)."""
+        return self.min_instances or self.min_containers or 1
+
+    def clone_timeout(self, defaults: Defaults) -> float:
+        return self.clone_timeout_s if self.clone_timeout_s is not None else defaults.timeout_extended
+
+    def is_dry_run(self, defaults: Defaults) -> bool:
+        return self.dry_run or defaults.dry_run
 
 
 # ------------------------------------------------------------------ service sections
@@ -331,6 +415,8 @@ class AutoscaleConfig(BaseModel):
             "tiers": {k: v.model_dump(mode="json") for k, v in self.tiers.items()},
             "decider": self.decider.model_dump(mode="json", include=set(DECIDER_DECISION_KEYS)),
         }
+        if self.groups:  # only then: a file without groups keeps its version
+            content["groups"] = {k: v.model_dump(mode="json") for k, v in self.groups.items()}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:12]
 
@@ -454,6 +540,7 @@ def parse_config(
     tiers, groups, services = _sections(loader, document, raw_defaults)
     services["nats"] = _nats_settings(loader, services.get("nats"))
     _check_tier_membership(loader, tiers)
+    _check_group_membership(loader, groups)
     if loader.problems:
         raise ConfigError(path, loader.problems)
     return AutoscaleConfig(
@@ -483,9 +570,10 @@ def _sections(
             if tier is not None:
                 tiers[key[len("TIER_") :]] = tier
         elif key.startswith("HORIZONTAL_SCALING_GROUP_"):
+            name = _group_name(loader, key, groups)
             group = loader.section(HorizontalGroup, raw, key)
-            if group is not None:
-                groups[key] = group
+            if group is not None and name is not None:
+                groups[name] = group
         elif key == "NATS":
             services["nats"] = loader.section(NatsSettings, raw, "NATS")
         elif key in _SECTION_MODELS:
@@ -493,6 +581,21 @@ def _sections(
         else:
             loader.warnings.append(f"{loader.path}: {key}: unknown section, ignored")
     return tiers, groups, services
+
+
+def _group_name(loader: _Loader, key: str, groups: dict[str, HorizontalGroup]) -> str | None:
+    """The group's name: the section's suffix in lower case (it becomes a Proxmox tag)."""
+    name = key[len("HORIZONTAL_SCALING_GROUP_") :].lower()
+    if not GROUP_NAME_PATTERN.fullmatch(name):
+        loader.problems.append(
+            f"{loader.path}: {key}: the group name {name!r} must be 1-40 letters, digits, '-' or '_' "
+            "(it becomes the Proxmox tag autoscale-group-<name>)"
+        )
+        return None
+    if name in groups:
+        loader.problems.append(f"{loader.path}: {key}: another section already names group {name!r}")
+        return None
+    return name
 
 
 def _nats_settings(loader: _Loader, from_file: NatsSettings | None) -> NatsSettings | None:
@@ -513,6 +616,19 @@ def _check_tier_membership(loader: _Loader, tiers: dict[str, Tier]) -> None:
                 loader.warnings.append(
                     f"{loader.path}: TIER_{name}.lxc_containers: {vmid} is also in "
                     f"TIER_{seen[vmid]}; the later tier wins"
+                )
+            seen[vmid] = name
+
+
+def _check_group_membership(loader: _Loader, groups: dict[str, HorizontalGroup]) -> None:
+    """A container belongs to one group at most: two groups would fight over it."""
+    seen: dict[int, str] = {}
+    for name, group in groups.items():
+        for vmid in (group.source_vmid, *group.lxc_containers):
+            if vmid in seen:
+                loader.problems.append(
+                    f"{loader.path}: HORIZONTAL_SCALING_GROUP_{name}: container {vmid} is also in "
+                    f"group {seen[vmid]!r}; a container belongs to one group"
                 )
             seen[vmid] = name
 

@@ -9,7 +9,7 @@ record lost or behind is rebuilt from the tags that samples carry (docs/horizont
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -90,9 +90,10 @@ class IpReservation(_Record):
 
 
 class ActionLock(_Record):
-    """`action.<group>`: the group's one action in flight, taken by a decider with
-    compare-and-set. Released when the outcome shows in samples (the new tagged member
-    appears, the removed one stops or vanishes) or once `expires_at` has passed."""
+    """`action.<group>`: the group's last action, taken by a decider with compare-and-set
+    over the previous record. `pending` until its outcome shows in samples (the new tagged
+    member runs past the readiness gate, the removed one stops or vanishes) or
+    `expires_at` passes; then `done`, and its `taken_at` starts the grace periods."""
 
     group: GroupName
     action: GroupAction
@@ -102,3 +103,6 @@ class ActionLock(_Record):
     members_before: Annotated[tuple[Vmid, ...], Field(max_length=10_000)] = ()
     taken_at: AwareDatetime
     expires_at: AwareDatetime
+    state: Literal["pending", "done"] = "pending"
+    done_at: AwareDatetime | None = None
+    outcome: Annotated[str, Field(max_length=200)] = ""  # how it ended, e.g. "clone 201 ready"

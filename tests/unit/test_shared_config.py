@@ -215,3 +215,75 @@ def test_resolve_reports_bad_environment_and_bad_flags_as_config_errors(tmp_path
         resolve(path, env={}, flags={"actuator": {"node": "bad node;"}})
     with pytest.raises(ConfigError, match="cannot read the file"):
         resolve(tmp_path / "absent.yaml", env={})
+
+
+def test_a_horizontal_group_loads_the_original_keys_as_they_are() -> None:
+    config = parse_config(
+        {
+            "DEFAULT": {"timeout_extended": 240},
+            "HORIZONTAL_SCALING_GROUP_1": {
+                "base_snapshot_name": "101", "min_containers": 2, "max_instances": 4,
+                "starting_clone_id": 300, "lxc_containers": ["102"], "clone_network_type": "static",
+                "static_ip_range": ["192.168.1.50", "192.168.1.51/25"],
+                "horiz_cpu_upper_threshold": 75, "scale_out_grace_period": 120,
+            },
+        }
+    )  # fmt: skip
+    group = config.groups["1"]
+    assert (group.source_vmid, group.min_size, group.max_instances) == (101, 2, 4)
+    assert group.lxc_containers == [102]
+    assert [str(ip) for ip in group.static_ip_range] == ["192.168.1.50/24", "192.168.1.51/25"]
+    assert (group.scale_in_policy, group.bridge, group.placement) == ("stop", "vmbr0", "same-node")
+    assert group.gateway is None and group.clone_mode is None
+    assert group.clone_timeout(config.defaults) == 240  # the original's timeout_extended
+    assert not group.is_dry_run(config.defaults)
+
+
+PATH = "/etc/g.yaml"
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"scale_in_policy": "destroy"}, "scale_in_policy: destroy also needs allow_destroy: true"),
+        ({"min_instances": 2, "min_containers": 3}, "min_instances and its alias min_containers disagree"),
+        ({"min_instances": 6, "max_instances": 5}, "min_instances 6 exceeds max_instances 5"),
+        ({"clone_mode": "linked", "target_storage": "local-lvm"}, "target_storage needs clone_mode: full"),
+        ({"clone_network_type": "static"}, "clone_network_type: static needs static_ip_range"),
+        ({"horiz_cpu_lower_threshold": 90}, "horiz_cpu_lower_threshold must be below"),
+        ({"base_snapshot_name": "snap-1"}, "base_snapshot_name: Value error, the source container's CTID"),
+        ({"bridge": "vmbr0; reboot"}, "HORIZONTAL_SCALING_GROUP_web.bridge"),
+        ({"static_ip_range": ["10.0.0.300"], "clone_network_type": "static"}, "static_ip_range.0"),
+    ],
+)
+def test_a_group_with_unsafe_or_contradicting_keys_is_refused_naming_file_and_key(
+    section: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"HORIZONTAL_SCALING_GROUP_web": {"base_snapshot_name": "101", **section}}, path=PATH)
+    assert "/etc/g.yaml: HORIZONTAL_SCALING_GROUP_web" in str(caught.value)
+    assert expected in str(caught.value)
+
+
+def test_destroy_with_allow_destroy_and_the_new_keys_load() -> None:
+    config = parse_config({"HORIZONTAL_SCALING_GROUP_Web": {
+        "base_snapshot_name": 101, "scale_in_policy": "destroy", "allow_destroy": True, "clone_mode": "full",
+        "target_storage": "local-lvm", "bridge": "vmbr1", "gateway": "10.0.0.1", "ready_after_s": 30,
+        "placement": "least-loaded", "dry_run": True, "clone_timeout_s": 600,
+    }})  # fmt: skip
+    group = config.groups["web"]  # the tag is lower case, so is the name
+    assert (group.scale_in_policy, str(group.gateway)) == ("destroy", "10.0.0.1")
+    assert group.placement == "least-loaded"
+    assert group.clone_timeout(config.defaults) == 600 and group.is_dry_run(config.defaults)
+
+
+def test_a_container_in_two_groups_or_a_bad_group_name_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({
+            "HORIZONTAL_SCALING_GROUP_a": {"base_snapshot_name": "101"},
+            "HORIZONTAL_SCALING_GROUP_b": {"base_snapshot_name": "102", "lxc_containers": [101]},
+            "HORIZONTAL_SCALING_GROUP_c.d": {"base_snapshot_name": "103"},
+        }, path="/etc/g.yaml")  # fmt: skip
+    text = str(caught.value)
+    assert "HORIZONTAL_SCALING_GROUP_b: container 101 is also in group 'a'" in text
+    assert "HORIZONTAL_SCALING_GROUP_c.d: the group name 'c.d' must be" in text
