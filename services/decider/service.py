@@ -18,6 +18,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
+from services.decider.groups import GroupCoordinator
 from services.decider.handler import SampleHandler
 from services.decider.policy_source import PolicySource
 from services.decider.state_store import StateStore
@@ -31,6 +32,7 @@ from shared.provisioning import StreamSettings, decider_consumer_config, verify
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 1.0
 HOUSEKEEPING_S = 2.0  # policy file check, expired state keys
+GROUPS_EVERY_S = 1.0  # horizontal groups are decided about this often
 FAILURES_BEFORE_RECOVERY = 3
 
 
@@ -52,6 +54,8 @@ class DeciderService:
         self.nc: Client | None = None
         self.handler: SampleHandler | None = None
         self.store: StateStore | None = None
+        self.groups: GroupCoordinator | None = None
+        self._next_groups = 0.0
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._failures = 0
         self._next_housekeeping = 0.0
@@ -64,6 +68,7 @@ class DeciderService:
             kv = await js.key_value(subjects.STATE_BUCKET)
             self.store = StateStore(kv, self._clock, self._streams.state_ttl_s)
             self.handler = SampleHandler(js, self.store, self.policy, self._clock, replica_id=self.replica_id)
+            self.groups = GroupCoordinator(js, lambda: self.policy.view, self._clock.now, self.replica_id)
             await self._follow(js)
             self._subscription = await self._subscribe(js)
             log.info("decider %s ready", self.replica_id,
@@ -88,6 +93,17 @@ class DeciderService:
         messages = await self._fetch(js)
         if messages and self.handler is not None:
             await self.handler.handle_batch(messages)
+        await self._decide_groups()
+
+    async def _decide_groups(self) -> None:
+        now = self._clock.monotonic()
+        if self.groups is None or now < self._next_groups or not self.policy.view.config.groups:
+            return
+        self._next_groups = now + GROUPS_EVERY_S
+        try:
+            await self.groups.tick()
+        except Exception as exc:  # the broker away: the next turn tries again
+            log.warning("deciding groups failed: %s", exc, extra={"event": "groups_failed"})
 
     def _housekeeping(self) -> None:
         now = self._clock.monotonic()
@@ -122,6 +138,8 @@ class DeciderService:
         assert self.store is not None
         await self.store.start()
         await self.policy.start(await js.key_value(subjects.POLICY_BUCKET))
+        if self.groups is not None:
+            await self.groups.start()
 
     async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         subscription = await js.pull_subscribe_bind(
@@ -142,6 +160,8 @@ class DeciderService:
 
     async def _close(self) -> None:
         await self.policy.stop()
+        if self.groups is not None:
+            await self.groups.stop()
         if self.store is not None:
             await self.store.stop()
         if self.nc is not None and not self.nc.is_closed:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from services.decider.kv_watch import stop_following
+from services.decider.kv_watch import follow, stop_following
 from services.decider.policy import ContainerState, decode_state, encode_state
 from shared import subjects
 from shared.clock import Clock
@@ -44,7 +44,7 @@ class StateStore:
         await self._stop_watch()
         self._watcher = await self._kv.watchall()
         ready = asyncio.get_running_loop().create_future()
-        self._watch_task = asyncio.create_task(self._follow(self._watcher, ready))
+        self._watch_task = asyncio.create_task(follow(self._watcher, self._apply, ready, "state"))
         await ready
 
     async def stop(self) -> None:
@@ -94,24 +94,6 @@ class StateStore:
         else:
             new_revision = await self._kv.update(key, data, last=revision)
         self._set(node, vmid, new_revision, state)
-
-    async def _follow(self, watcher: KeyValue.KeyWatcher, ready: asyncio.Future[None]) -> None:
-        try:
-            async for entry in watcher:
-                if entry is None:  # end of the initial values
-                    if not ready.done():
-                        ready.set_result(None)
-                    continue
-                self._apply(entry)
-                if not ready.done() and not entry.delta:
-                    ready.set_result(None)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the view goes stale; compare-and-set still keeps writes safe
-            log.warning("state watcher stopped: %s", exc, extra={"event": "state_watch_stopped"})
-        finally:
-            if not ready.done():
-                ready.set_result(None)
 
     def _apply(self, entry: KeyValue.Entry) -> None:
         node, _, vmid_text = entry.key.partition(".")

@@ -9,14 +9,15 @@ import pytest
 
 from tests.support import imported_modules
 
-POLICY_DIR = Path(__file__).resolve().parents[2] / "services" / "decider" / "policy"
+DECIDER_DIR = Path(__file__).resolve().parents[2] / "services" / "decider"
 FORBIDDEN_MODULES = {
     "asyncio", "nats", "os", "time", "socket", "subprocess", "threading", "random",
     "shared.clock", "shared.nats_settings", "shared.provisioning", "shared.embedded_broker",
     "shared.service_config", "logging",
 }  # fmt: skip
 FORBIDDEN_CALLS = {"now", "utcnow", "today", "monotonic", "getenv"}
-MODULES = sorted(POLICY_DIR.glob("*.py"))
+# The vertical core and its sibling for horizontal groups.
+MODULES = sorted([*(DECIDER_DIR / "policy").glob("*.py"), *(DECIDER_DIR / "group_policy").glob("*.py")])
 
 
 def _imports(tree: ast.AST) -> set[str]:

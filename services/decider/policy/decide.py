@@ -37,7 +37,7 @@ def decide(
     age_s = (now - sample.taken_at).total_seconds()
     if -age_s > view.max_clock_skew_s:
         return Decision(refused=f"sample from the future: taken {-age_s:.0f}s ahead of this replica's clock")
-    limit_s = max(view.stale_after_intervals * sample.interval_s, view.min_stale_s)
+    limit_s = stale_limit_s(sample, view)
     if age_s > limit_s:
         return Decision(ignored=f"stale sample: taken {age_s:.0f}s ago, limit {limit_s:.0f}s")
     defaults = view.defaults
@@ -63,6 +63,11 @@ def decide(
         if outcome.note is not None:
             notes[reading.vmid] = outcome.note
     return Decision(intents=tuple(intents), state_changes=changes, notes=notes)
+
+
+def stale_limit_s(sample: NodeSample, view: PolicyView) -> float:
+    """A sample older than this is stale: a few of its intervals, never under min_stale_s."""
+    return max(view.stale_after_intervals * sample.interval_s, view.min_stale_s)
 
 
 def _most_saturated_first(
