@@ -202,6 +202,20 @@ def test_a_dry_run_group_marks_its_intents_and_holds_its_lock_a_grace_period() -
     assert decision.lock.expires_at - decision.lock.taken_at == timedelta(seconds=300)
 
 
+def test_operator_pauses_and_the_dry_run_switch_hold_for_groups_too() -> None:
+    from services.decider.policy import Pauses
+    from shared.dry_run import DryRunEntry
+    from shared.pauses import PauseEntry
+
+    policy = view()
+    group = policy.config.groups["web"]
+    paused = policy.with_pauses(Pauses(nodes={"pve1": PauseEntry(mode="scale-up")}))
+    held = decide_group("web", group, HOT, None, None, paused, NOW)
+    assert held.intent is None and "scale-out wanted but paused for pve1/200" in held.note
+    switched = policy.with_dry_run(DryRunEntry(enabled=True))
+    assert decide_group("web", group, HOT, None, None, switched, NOW).intent.dry_run
+
+
 def test_no_ready_member_means_no_decision() -> None:
     booting = cluster(node("pve1", ct(SOURCE, 95, up_s=10), ct(LISTED, 95, up_s=10)))
     decision = decide(booting)

@@ -195,8 +195,12 @@ class _Facts:
 
     def _act(self, action: GroupAction, member: Member, summary: str, target: str | None) -> GroupDecision:
         assert member.node is not None  # callers pass a member seen in a sample
+        blocked = self.view.pauses.blocked(member.node, member.vmid, "none", self.now)
+        if blocked.up if action == "scale-out" else blocked.down:
+            return self._note(f"{action} wanted but paused for {member.node}/{member.vmid}: {summary}")
         sample = self.samples[member.node]
-        dry_run = self.group.is_dry_run(self.view.defaults)
+        # The group's own key, or the file's DEFAULT.dry_run / the operator's switch.
+        dry_run = self.group.dry_run or self.view.dry_run
         intent = GroupIntent.build(
             group=self.name, action=action, node=member.node, vmid=member.vmid,
             reason=self._reason(action, summary), source_id=sample.sample_id, created_at=self.now,
