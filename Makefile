@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/collector_cycle.py
 	$(BIN)/python bench/decider_throughput.py
 	$(BIN)/python bench/actuator.py
+	$(BIN)/python bench/actuator_failover.py
 	$(BIN)/python bench/api_client.py
 	$(BIN)/python bench/console.py
 

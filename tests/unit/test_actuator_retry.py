@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.actuator.result import CommandResult
-from services.actuator.retry import ResultKind, RetryPolicy, classify, consumer_timing
+from services.actuator.retry import COMMAND_OVERRUN_S, ResultKind, RetryPolicy, classify, consumer_timing
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,15 @@ def test_ack_wait_outlasts_one_attempt_and_one_wait_and_progress_is_reported_in_
     assert timing.progress_every_s < timing.ack_wait_s / 2
     assert timing.backoff_s[0] == timing.ack_wait_s  # the server takes ack_wait from backoff[0]
     assert len(timing.backoff_s) <= timing.max_deliver
+
+
+@pytest.mark.parametrize(("timeout_s", "backoff_max_s"), [(30, 10), (1, 0.05), (120, 0.5)])
+def test_the_node_lease_holds_a_whole_command_after_a_renewal_and_outlives_ack_wait(
+    timeout_s: float, backoff_max_s: float
+) -> None:
+    policy = RetryPolicy(command_timeout_s=timeout_s, max_backoff_s=backoff_max_s, jitter_s=0.01)
+    timing = consumer_timing(policy)
+    spare = timing.lease_ttl_s - (policy.command_timeout_s + COMMAND_OVERRUN_S)
+    assert spare >= 2.0  # a renewal may take that long and the attempt still ends inside the lease
+    assert timing.lease_ttl_s > timing.ack_wait_s  # a killed holder's intents are back when it expires
+    assert timing.progress_every_s <= timing.lease_ttl_s / 3  # renewed at least three times per ttl
