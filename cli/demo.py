@@ -124,6 +124,7 @@ def demo_config(scenario: dict[str, Any], node_root: Path, pct_path: Path) -> di
         "ACTUATOR": {
             "node": scenario["node"],
             "pct_path": str(pct_path),
+            "pvesh_path": str(node_root / "usr" / "bin" / "pvesh"),  # the simulated node's, for nextid
             "root": str(node_root),
             # The simulated host's size: otherwise the actuator would read the machine it runs on.
             "host_cores": scenario["host_cores"],

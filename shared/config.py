@@ -322,6 +322,7 @@ class ActuatorSettings(_Section):
     # `api` when DEFAULT.backend is `api`, else `local` (root pct on this host).
     executor: Literal["local", "ssh", "api"] | None = None
     pct_path: str = "/usr/sbin/pct"
+    pvesh_path: str = "/usr/bin/pvesh"  # group scale-outs ask `pvesh get /cluster/nextid`
     # Precondition and read-back: `file` reads <root>/etc/pve/lxc/<vmid>.conf (locally, or
     # through SFTP over SSH) so that an intent runs one pct; `pct` runs `pct config`.
     read_config: Literal["file", "pct"] = "file"

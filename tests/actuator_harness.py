@@ -22,7 +22,7 @@ from services.actuator.executors.local import LocalExecutor
 from services.actuator.wiring import Actuator, build_actuator, node_consumer
 from shared import failpoints, subjects
 from shared.codec import decode, encode
-from shared.config import ActuatorSettings
+from shared.config import ActuatorSettings, AutoscaleConfig
 from shared.embedded_broker import EmbeddedBroker
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent
 from shared.provisioning import provision
@@ -55,6 +55,7 @@ def sim_node(root: Path, *specs: tuple[int, int, int]) -> SimNode:
 def fast_settings(sim: SimNode, **overrides: Any) -> ActuatorSettings:
     values: dict[str, Any] = {
         "pct_path": str(sim.pct_path),
+        "pvesh_path": str(sim.pvesh_path),
         "root": str(sim.root),
         "command_timeout_s": 3.0,
         "max_attempts": 3,
@@ -115,10 +116,12 @@ def actuator_process(
     log: Path | None = None, action: str = "kill",
 ) -> Any:
     """`lxc-autoscale actuator` for NODE as its own process; `crash_after` arms `action`
-    (SIGKILL) at that failpoint; its JSON log goes to `log` (else a pipe, `.stderr`)."""
+    (SIGKILL) at that failpoint (`command` for `actuator.after-command`, or a full name such
+    as `group.after-clone`); its JSON log goes to `log` (else a pipe, `.stderr`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "AUTOSCALE_"))}
     if crash_after:
-        env[failpoints.ENVIRONMENT_VARIABLE] = f"actuator.after-{crash_after}={action}"
+        name = crash_after if "." in crash_after else f"actuator.after-{crash_after}"
+        env[failpoints.ENVIRONMENT_VARIABLE] = f"{name}={action}"
     command = [
         sys.executable, "-m", "cli.main", "actuator", "--config", str(config),
         "--nats-url", url or broker.url, "--node", NODE, "--pct", str(sim.pct_path),
@@ -139,6 +142,7 @@ async def running_actuator(
     *,
     executor: Executor | None = None,
     limits: HostLimits = HOST,
+    config: AutoscaleConfig | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Actuator]:
     """An actuator for NODE running in this event loop until the block ends; its consumer
@@ -151,6 +155,7 @@ async def running_actuator(
         settings=settings,
         executor=executor or LocalExecutor(),
         limits=limits,
+        tiers=config,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(actuator.service.run(stop))

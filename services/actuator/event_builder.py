@@ -61,24 +61,51 @@ def build_event(
 
 def group_unsupported(intent: GroupIntent, occurred_at: datetime) -> ScaleEvent:
     """The terminal event of a group intent this actuator cannot run."""
+    message = (
+        f"this actuator does not run horizontal group actions ({intent.action} of group "
+        f"{intent.group}): it cannot read the node's files (ACTUATOR.executor: api)"
+    )
+    return group_event(intent, "rejected", "group-unsupported", occurred_at=occurred_at, message=message)
+
+
+def group_event(
+    intent: GroupIntent,
+    outcome: EventOutcome,
+    detail: str,
+    *,
+    occurred_at: datetime,
+    message: str = "",
+    steps: tuple[str, ...] = (),
+    new_vmid: int | None = None,
+    ip: str | None = None,
+    attempts: int = 0,
+    duration_ms: float = 0.0,
+) -> ScaleEvent:
+    """The one terminal event of a group intent. Its vmid is the clone once one was
+    reserved (scale-out) or the member removed (scale-in), else the intent's container."""
+    out = intent.action == "scale-out"
     return ScaleEvent(
-        event_id=event_id_for(intent.intent_id, "rejected", "group-unsupported"),
+        event_id=event_id_for(intent.intent_id, outcome, detail),
         intent_id=intent.intent_id,
         node=intent.node,
-        vmid=intent.vmid,
-        outcome="rejected",
-        detail="group-unsupported",
-        message=f"this actuator does not run horizontal group actions ({intent.action} of group "
-        f"{intent.group}); upgrade it",
+        vmid=(new_vmid or intent.vmid) if out else intent.vmid,
+        outcome=outcome,
+        detail=detail[:64],
+        message=sanitize(" ".join(message.split()), limit=1000),
         reason=intent.reason,
         origin=intent.origin,
         dry_run=intent.dry_run,
+        attempts=attempts,
+        duration_ms=max(0.0, duration_ms),
         occurred_at=occurred_at,
         group=GroupEventInfo(
             name=intent.group,
             action=intent.action,
-            source_vmid=intent.vmid if intent.action == "scale-out" else None,
-            removed_vmid=intent.vmid if intent.action == "scale-in" else None,
+            source_vmid=intent.vmid if out else None,
+            new_vmid=new_vmid if out else None,
+            removed_vmid=None if out else intent.vmid,
             target_node=intent.target_node,
+            steps=steps[-32:],
+            ip=ip,
         ),
     )

@@ -67,13 +67,16 @@ class DeleteSnapshot:
 
 @dataclass(frozen=True)
 class Clone:
-    """`pct clone <src> <new> --snapname S --hostname H [--full 1] [--storage ST] [--target N]`."""
+    """`pct clone <src> <new> --snapname S --hostname H [--full 0|1] [--storage ST] [--target N]`.
+
+    `full` None leaves the choice to Proxmox: a full copy of a normal container, a linked
+    clone of a template."""
 
     source_vmid: int
     new_vmid: int
     snapname: str
     hostname: str
-    full: bool = True
+    full: bool | None = True
     storage: str | None = None
     target: str | None = None
 
@@ -153,19 +156,19 @@ def clone(
     *,
     snapname: str,
     hostname: str,
-    full: bool = True,
+    full: bool | None = True,
     storage: str | None = None,
     target: str | None = None,
 ) -> Clone:
     source, new = check_vmid(source_vmid), check_vmid(new_vmid)
     if source == new:
         raise CommandRefused("invalid-vmid", "a clone needs a new vmid, not its source's")
-    if not isinstance(full, bool):
-        raise CommandRefused("invalid-clone-mode", "full must be true or false")
+    if full is not None and not isinstance(full, bool):
+        raise CommandRefused("invalid-clone-mode", "full must be true, false or unset")
     if storage is not None:
         if not _STORAGE.fullmatch(storage):
             raise CommandRefused("invalid-storage", "target storage must be a Proxmox storage id")
-        if not full:
+        if full is False:
             # Proxmox: "parameter 'storage' not allowed for linked clones"
             raise CommandRefused("invalid-storage", "a target storage needs a full clone")
     if target is not None and not NODE_NAME_PATTERN.fullmatch(target):
@@ -263,9 +266,8 @@ def _clone_args(operation: Clone) -> tuple[str, ...]:
         full=operation.full, storage=operation.storage, target=operation.target,
     )  # fmt: skip
     args = ["clone", str(c.source_vmid), str(c.new_vmid), "--snapname", c.snapname, "--hostname", c.hostname]
-    if c.full:
-        # Proxmox copies a normal CT in full anyway; saying so makes a template's clone full too.
-        args += ["--full", "1"]
+    if c.full is not None:
+        args += ["--full", "1" if c.full else "0"]
     if c.storage is not None:
         args += ["--storage", c.storage]
     if c.target is not None:

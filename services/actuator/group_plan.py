@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from services.actuator import group_commands as gc
 from services.actuator.ct_view import CtView
 from services.actuator.group_records import Progress
+from shared.models import EventOutcome
 
 # Step names: they are journalled and listed in the event (`steps`).
 RESERVE_ID, RESERVE_IP, RELEASE_IP = "reserve-id", "reserve-ip", "release-ip"
@@ -38,7 +39,7 @@ class OutSpec:
     bridge: str
     gateway: str | None
     static_ip: bool
-    full: bool = True
+    full: bool | None = True  # None: Proxmox's choice (full unless a template)
     storage: str | None = None
     clone_timeout_s: float = 60.0
 
@@ -104,7 +105,8 @@ class ReadStatus:
 
 @dataclass(frozen=True)
 class Wait:
-    """The new container is locked (a clone still copying): look again shortly."""
+    """The new container is locked (a clone still copying): look again shortly (the
+    applier polls; the plan gives up after the clone timeout)."""
 
     reason: str
 
@@ -125,7 +127,7 @@ class Retarget:
 
 @dataclass(frozen=True)
 class Finish:
-    outcome: str  # applied | skipped | failed | rejected
+    outcome: EventOutcome
     detail: str
     message: str
 
@@ -229,16 +231,16 @@ def next_in_step(spec: InSpec, progress: Progress, facts: InFacts, *, expired: b
         refused = _screen_in(spec, facts, expired=expired, dry_run=dry_run)
         if refused is not None:
             return refused
-    member = facts.member
-    if member is not None:
-        if member.lock is not None:
-            return Wait(f"container {vmid} is locked ({member.lock})")
+    if facts.member is not None:
+        # A locked member (a backup) makes stop/destroy fail as `locked`, retried with back-off.
         if facts.running is None:
             return ReadStatus(vmid)
         if facts.running:
             return Run(STOP, gc.stop(vmid))
         if spec.destroy:
             return Run(DESTROY, gc.destroy(vmid, allow_destroy=True))
+    elif spec.destroy and progress.ip is not None and RELEASE_IP not in progress.steps:
+        return ReleaseIp()  # the destroyed clone's address goes back to the pool
     if facts.recorded:
         return Record(vmid, add=False)
     verb = "destroyed" if spec.destroy else "stopped"

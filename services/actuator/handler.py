@@ -23,11 +23,12 @@ from nats.js.errors import Error as JetStreamError
 from services.actuator import metrics
 from services.actuator.applier import Applier
 from services.actuator.event_builder import build_event, group_unsupported
+from services.actuator.group_applier import GroupApplier
 from services.actuator.leadership import LeaseLost
 from services.actuator.plan import Publish
 from services.actuator.retry import Classification, one_line
 from shared.codec import CodecError, decode_intent
-from shared.models import GroupIntent, ScaleEvent, ScaleIntent
+from shared.models import AnyIntent, GroupIntent, ScaleEvent, ScaleIntent
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,16 @@ RETRY_LATER = (*BROKER_TROUBLE, LeaseLost)
 
 
 class IntentHandler:
-    def __init__(self, *, applier: Applier, progress_every_s: float, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        applier: Applier,
+        progress_every_s: float,
+        now: Callable[[], datetime],
+        groups: GroupApplier | None = None,
+    ) -> None:
         self._applier = applier
+        self._groups = groups  # None: this actuator cannot run group actions (refused)
         self._progress_every_s = progress_every_s
         self._now = now
         self._locks = ContainerLocks()
@@ -61,7 +70,11 @@ class IntentHandler:
             await _quietly(msg.term())
             return
         if isinstance(intent, GroupIntent):
-            await self._refuse_group(intent, msg)
+            if self._groups is None:
+                await self._refuse_group(intent, msg)
+                return
+            async with self._locks.held(intent.vmid), self._keep_alive(msg):
+                await self._handle_group(self._groups, intent, msg)
             return
         async with self._locks.held(intent.vmid), self._keep_alive(msg):
             await self._handle(intent, msg)
@@ -83,6 +96,31 @@ class IntentHandler:
                 await _quietly(msg.nak(delay=NAK_DELAY_S))
                 return
         self._count(event)
+
+    async def _handle_group(self, groups: GroupApplier, intent: GroupIntent, msg: Any) -> None:
+        """As `_handle`, for a group action: its journal keeps the steps, its record the event."""
+        try:
+            record = await groups.process(intent, self._progress(msg))
+            await groups.finish(record, msg.ack_sync)
+        except RETRY_LATER as exc:
+            self._retry_later(intent, exc)
+            await _quietly(msg.nak(delay=NAK_DELAY_S))
+            return
+        except Exception as exc:  # poison or bug: one terminal event, the service goes on
+            self.counts["internal-error"] += 1
+            text = one_line(f"{type(exc).__name__}: {exc}")
+            log.exception("group intent failed on an unexpected error", extra={
+                "event": "intent_internal_error", "intent_id": intent.intent_id, "vmid": intent.vmid,
+                "error": text})  # fmt: skip
+            try:
+                record = await groups.failed(intent, text)
+                await groups.finish(record, msg.ack_sync)
+            except Exception as again:
+                self._retry_later(intent, again)
+                await _quietly(msg.nak(delay=NAK_DELAY_S))
+                return
+        assert record.outcome is not None
+        self._count(record.outcome)
 
     async def _refuse_group(self, intent: GroupIntent, msg: Any) -> None:
         """This actuator does not run group actions: one terminal `rejected` event, then ack
@@ -112,7 +150,7 @@ class IntentHandler:
                       "intent_id": intent.intent_id, "vmid": intent.vmid, "error": text})  # fmt: skip
         return build_event(intent, "failed", "internal-error", occurred_at=self._now(), message=text)
 
-    def _retry_later(self, intent: ScaleIntent, exc: BaseException) -> None:
+    def _retry_later(self, intent: AnyIntent, exc: BaseException) -> None:
         self.counts["retry-later"] += 1
         log.warning(
             "could not finish the intent, it will be redelivered",

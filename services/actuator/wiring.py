@@ -9,13 +9,16 @@ from typing import Any, cast
 
 from nats.js.api import ConsumerConfig
 
-from services.actuator.applier import Applier, ApplierSettings
+from services.actuator.applier import Applier, ApplierSettings, Fence
 from services.actuator.commands import HOST_PROBE, HostLimits, check_pct_path, parse_host_probe
 from services.actuator.config_reader import ConfigFiles, ConfigReader, LocalFiles
 from services.actuator.executors.base import Executor
 from services.actuator.executors.local import LocalExecutor
+from services.actuator.group_applier import GroupApplier, GroupSettings
+from services.actuator.group_store import GroupStore
 from services.actuator.handler import IntentHandler
 from services.actuator.leadership import Leadership
+from services.actuator.node_reader import NodeReader
 from services.actuator.precondition import SizeBounds
 from services.actuator.publisher import EventPublisher
 from services.actuator.retry import ConsumerTiming, RetryPolicy, classify, consumer_timing
@@ -114,15 +117,53 @@ def node_consumer(settings: ActuatorSettings, node: str, max_in_flight: int = 8)
 def config_reader(node: str, settings: ActuatorSettings, executor: Executor) -> ConfigReader:
     """Files where the executor can read them (this host, or SFTP over SSH); else `pct config`
     (`read_config: pct`, or the API executor, which asks the API for the config)."""
-    files: ConfigFiles | None = None
-    if settings.read_config == "file":
-        if isinstance(executor, LocalExecutor):
-            files = LocalFiles()
-        elif hasattr(executor, "read_file"):
-            files = cast(ConfigFiles, executor)
+    files = config_files(settings, executor) if settings.read_config == "file" else None
     return ConfigReader(
         node=node, executor=executor, pct_path=check_pct_path(settings.pct_path), files=files,
         root=settings.root,
+    )  # fmt: skip
+
+
+def config_files(settings: ActuatorSettings, executor: Executor) -> ConfigFiles | None:
+    """Where the executor can read the node's files: this host, or SFTP over SSH."""
+    if isinstance(executor, LocalExecutor):
+        return LocalFiles()
+    if hasattr(executor, "read_file"):
+        return cast(ConfigFiles, executor)
+    return None
+
+
+async def group_applier(
+    js: Any,
+    *,
+    node: str,
+    settings: ActuatorSettings,
+    executor: Executor,
+    config: AutoscaleConfig,
+    policy: RetryPolicy,
+    clock: Clock,
+    fence: Fence,
+    lease_s: float,
+) -> GroupApplier | None:
+    """Group actions read configs of every node as files; without files (the API executor)
+    group intents are refused with one `rejected`/`group-unsupported` event each."""
+    files = config_files(settings, executor)
+    if files is None:
+        log.warning("group actions need the node's files; group intents will be refused",
+                    extra={"event": "groups_unsupported", "node": node})  # fmt: skip
+        return None
+    pct = check_pct_path(settings.pct_path)
+    reader = NodeReader(
+        executor=executor, files=files, root=settings.root, pct_path=pct, pvesh_path=settings.pvesh_path,
+        policy=policy,
+    )  # fmt: skip
+    group_settings = GroupSettings(
+        node=node, pct_path=pct, policy=policy, groups=config.groups, defaults=config.defaults,
+        other_nodes=tuple(sorted(set(settings.node_hosts) - {node})), lease_s=lease_s,
+    )  # fmt: skip
+    return GroupApplier(
+        settings=group_settings, executor=executor, reader=reader, store=await GroupStore.open(js),
+        publisher=EventPublisher(js), clock=clock, fence=fence,
     )  # fmt: skip
 
 
@@ -169,7 +210,13 @@ async def build_actuator(
         publisher=EventPublisher(js), clock=clock, fence=leadership,
         reader=config_reader(node, settings, executor),
     )  # fmt: skip
-    handler = IntentHandler(applier=applier, progress_every_s=timing.progress_every_s, now=clock.now)
+    groups = await group_applier(
+        js, node=node, settings=settings, executor=executor, config=tiers or AutoscaleConfig(),
+        policy=policy, clock=clock, fence=leadership, lease_s=timing.lease_ttl_s,
+    )  # fmt: skip
+    handler = IntentHandler(
+        applier=applier, progress_every_s=timing.progress_every_s, now=clock.now, groups=groups
+    )
     service = ActuatorService(
         js=js, handler=handler, node=node, leadership=leadership, max_in_flight=max_in_flight
     )

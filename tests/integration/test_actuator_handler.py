@@ -211,7 +211,7 @@ async def test_a_newer_intent_reports_the_change_an_earlier_crashed_intent_made(
     assert sim.read_conf(101)["cores"] == "4"
 
 
-async def test_a_group_intent_ends_in_one_rejected_event_and_the_queue_goes_on(
+async def test_a_group_intent_of_an_unknown_group_ends_in_one_rejected_event_and_the_queue_goes_on(
     nc: Any, tmp_path: Path
 ) -> None:
     from datetime import UTC, datetime
@@ -238,7 +238,7 @@ async def test_a_group_intent_ends_in_one_rejected_event_and_the_queue_goes_on(
     rejected, applied = events
     assert (rejected.outcome, rejected.detail, rejected.intent_id) == (
         "rejected",
-        "group-unsupported",
+        "unknown-group",
         group.intent_id,
     )
     assert rejected.group is not None and (rejected.group.name, rejected.group.source_vmid) == ("web", 101)

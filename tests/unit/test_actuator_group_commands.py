@@ -58,6 +58,10 @@ PCT = "/usr/sbin/pct"
         ),
         (
             gc.clone(101, 200, snapname="s1", hostname="web-200", full=False),
+            (PCT, "clone", "101", "200", "--snapname", "s1", "--hostname", "web-200", "--full", "0"),
+        ),
+        (
+            gc.clone(101, 200, snapname="s1", hostname="web-200", full=None),
             (PCT, "clone", "101", "200", "--snapname", "s1", "--hostname", "web-200"),
         ),
         (
@@ -88,7 +92,7 @@ PCT = "/usr/sbin/pct"
         "delsnapshot",
         "clone",
         "clone-storage-target",
-        "clone-linked",
+        "clone-linked", "clone-proxmox-default",
         "net0-static",
         "net0-dhcp",
         "tags",

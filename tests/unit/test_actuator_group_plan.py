@@ -156,7 +156,7 @@ def act(node: Node, progress: Progress, step: gp.Step) -> Progress:
         case gp.ReleaseIp():
             assert progress.ip is not None
             node.ips.discard(progress.ip)
-            return progress.tried(gp.RELEASE_IP)
+            return progress.did(gp.RELEASE_IP) if progress.failure is None else progress.tried(gp.RELEASE_IP)
         case gp.Record(vmid, add):
             (node.members.add if add else node.members.discard)(vmid)
             return progress.did(gp.RECORD) if progress.failure is None else progress.tried(gp.RECORD)
@@ -275,6 +275,8 @@ def scale_in(node: Node, spec: gp.InSpec, progress: Progress | None = None) -> t
         if isinstance(step, gp.ReadStatus):
             running = node.cts[step.vmid].running
             continue
+        if isinstance(step, gp.Run) and step.name == gp.DESTROY and view is not None:
+            progress = progress.model_copy(update={"ip": view.nets["net0"]["ip"]})  # as the applier does
         progress, running = act(node, progress, step), None
     raise AssertionError("the plan did not finish")
 
@@ -286,9 +288,12 @@ def test_scale_in_stops_or_destroys_the_member_and_forgets_it(destroy: bool) -> 
     spec = gp.InSpec(member_vmid=200, tag=TAG, destroy=destroy, protected=frozenset({SOURCE}))
     progress, finish = scale_in(node, spec)
     assert (finish.outcome, finish.detail) == ("applied", "scaled-in")
-    assert progress.steps == (("stop", "destroy") if destroy else ("stop",)) + ("record-membership",)
+    assert progress.steps == (("stop", "destroy", "release-ip") if destroy else ("stop",)) + (
+        "record-membership",
+    )
     assert node.members == set()
     assert (200 not in node.cts) if destroy else (not node.cts[200].running)
+    assert node.ips == (set() if destroy else {"10.0.0.10/24"})  # a stopped clone keeps its address
     scale_out(node, Progress())
     assert max(clones(node)) == 201  # the next clone never reuses the id
 
