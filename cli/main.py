@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from shared.config import ConfigError
 from shared.observability import (
@@ -48,6 +49,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # /readyz waits for these checks (marked by shared code and the services, see
 # shared/observability.py).
 METRICS_PORT_VARIABLE = "LXC_AUTOSCALE_METRICS_PORT"
+# Where the bound port is written: with port 0 (any free port, as for decider replicas
+# sharing the host network) the container's health check learns it from this file.
+METRICS_PORT_FILE_VARIABLE = "LXC_AUTOSCALE_METRICS_PORT_FILE"
 READY_CHECKS: dict[str, tuple[str, ...]] = {
     "collector": (NATS_CONNECTED, PROVISIONING_VERIFIED),
     "decider": (NATS_CONNECTED, PROVISIONING_VERIFIED, CONSUMER_BOUND),
@@ -79,6 +83,10 @@ def _add_metrics_arguments(parser: argparse.ArgumentParser, *, per_container: bo
         help=f"serve /metrics, /healthz and /readyz on this port (default: ${METRICS_PORT_VARIABLE}; off)",
     )  # fmt: skip
     parser.add_argument("--metrics-listen", default="127.0.0.1", help="address for --metrics-port")
+    parser.add_argument(
+        "--metrics-port-file", type=Path, default=os.environ.get(METRICS_PORT_FILE_VARIABLE) or None,
+        help=f"write the bound metrics port here (default: ${METRICS_PORT_FILE_VARIABLE}; none)",
+    )  # fmt: skip
     if per_container:
         parser.add_argument(
             "--metrics-per-container", action="store_true",
@@ -95,7 +103,16 @@ def _start_metrics(command: str, args: argparse.Namespace) -> None:
 
         enable_per_container()
     if args.metrics_port is not None:
-        start_health_server(args.metrics_listen, args.metrics_port)
+        server = start_health_server(args.metrics_listen, args.metrics_port)
+        if args.metrics_port_file is not None:
+            _write_port(args.metrics_port_file, server.server_port)
+
+
+def _write_port(path: Path, port: int) -> None:
+    """Replace `path` whole, so a health check never reads half a number."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(f"{port}\n")
+    partial.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

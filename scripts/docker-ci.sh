@@ -208,6 +208,11 @@ source "$WORK/ci.env"
 CI_NATS_PORT=$(free_port)
 CI_NATS_MONITOR_PORT=$(free_port)
 CI_CONSOLE_PORT=$(free_port)
+# Every service's /readyz (its compose healthcheck) on its own port: the host network is
+# shared. Deciders, scaled to several replicas, take any free port (compose.ci.yaml).
+CI_NOTIFIER_METRICS_PORT=$(free_port)
+CI_SIM_COLLECTOR_METRICS_PORT=$(free_port)
+CI_SIM_ACTUATOR_METRICS_PORT=$(free_port)
 LXC_AUTOSCALE_NATS_URL="nats://127.0.0.1:$CI_NATS_PORT"
 LXC_AUTOSCALE_IMAGE=$IMAGE
 NATS_IMAGE=$NATS_TAG

@@ -12,6 +12,9 @@
 #    and this host's node (the first, or --local NODE) as AUTOSCALE_NODE with its
 #    credentials as NATS_NODE_<ROLE>_PASSWORD for compose's node and demo profiles.
 #
+# --cluster            for compose's `cluster` profile (three NATS servers): also print
+#                      NATS_CONFIG=nats-cluster.conf, a route password (NATS_ROUTE_PASSWORD),
+#                      NATS_REPLICAS=3 for setup and every server's URL for the services
 # --keep OLD_ENV       reuse the passwords already in OLD_ENV (adding a node keeps the others)
 # --node-env NODE      with --keep: print only what NODE's collector and actuator need
 #                      (run them there with `--env-file`); nothing else leaves the central host
@@ -26,6 +29,7 @@ USERS_FILE=$REPO/deploy/nats/users.conf
 KEEP=""
 LOCAL=""
 NODE_ENV=""
+CLUSTER=""
 NODES=()
 
 die() { echo "gen-env.sh: $*" >&2; exit 2; }
@@ -34,6 +38,7 @@ while (( $# )); do
   case $1 in
     --users-file) USERS_FILE=${2:?--users-file needs a path}; shift 2 ;;
     --keep) KEEP=${2:?--keep needs an env file}; shift 2 ;;
+    --cluster) CLUSTER=1; shift ;;
     --local) LOCAL=${2:?--local needs a node}; shift 2 ;;
     --node-env) NODE_ENV=${2:?--node-env needs a node}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -52,6 +57,8 @@ if [[ -n $KEEP ]]; then
     IFS=',' read -r -a NODES <<<"${KEPT[AUTOSCALE_NODES]}"
   fi
 fi
+# A cluster's .env stays one when a node is added.
+[[ -n ${KEPT[NATS_ROUTE_PASSWORD]:-} ]] && CLUSTER=1
 (( ${#NODES[@]} )) || die "name the Proxmox nodes: scripts/gen-env.sh NODE... > .env (see --help)"
 
 node_var() { local v=${1^^}; printf '%s' "${v//-/_}"; }
@@ -140,5 +147,12 @@ echo "AUTOSCALE_NODES=$(IFS=','; echo "${NODES[*]}")"
 for name in "${VARIABLES[@]}"; do
   echo "$name=${VALUE[$name]}"
 done
+if [[ -n $CLUSTER ]]; then
+  echo "# Three NATS servers as one JetStream cluster (compose --profile cluster)"
+  echo "NATS_CONFIG=nats-cluster.conf"
+  echo "NATS_ROUTE_PASSWORD=${KEPT[NATS_ROUTE_PASSWORD]:-$(password)}"
+  echo "NATS_REPLICAS=3"
+  echo "LXC_AUTOSCALE_NATS_URL=nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222"
+fi
 echo "# This host's node (compose profiles node and demo)"
 node_credentials "$LOCAL"
