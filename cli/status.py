@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(table(rows))
         print("\n" + summary(view.dry_run, view.pauses, args.node))
+        for group in view.groups:
+            print(group_line(group))
     return 0
 
 
@@ -63,6 +65,7 @@ class StatusView:
     events: list[dict[str, Any]]
     dry_run: dict[str, Any]
     pauses: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
 
 
 async def _read(config: AutoscaleConfig, node: str | None, vmid: int | None) -> StatusView:
@@ -71,7 +74,7 @@ async def _read(config: AutoscaleConfig, node: str | None, vmid: int | None) -> 
         js = nc.jetstream()
         cluster = Cluster(
             explain=make_explainer(config), events_kept=config.console.events_kept,
-            dry_run_configured=config.defaults.dry_run,
+            dry_run_configured=config.defaults.dry_run, groups_configured=dict(config.groups),
         )  # fmt: skip
         follower = Follower(js, cluster, Hub())
         await follower.start(config.console.events_kept)
@@ -82,7 +85,7 @@ async def _read(config: AutoscaleConfig, node: str | None, vmid: int | None) -> 
     now = SystemClock().now()
     rows = cluster.containers(now, node=node, vmid=vmid)
     events = cluster.recent_events(EventFilter(node=node, vmid=vmid, limit=10)) if vmid else []
-    return StatusView(rows, events, cluster.dry_run(), cluster.paused(now))
+    return StatusView(rows, events, cluster.dry_run(), cluster.paused(now), cluster.groups(now))
 
 
 async def _wait_for_replay(js: Any, cluster: Cluster, follower: Follower) -> None:
@@ -148,6 +151,21 @@ def summary(dry_run: dict[str, Any], pauses: list[dict[str, Any]], node: str | N
         reason = f": {sanitize(pause['reason'], 200)}" if pause.get("reason") else ""
         lines.append(f"Paused:      {where} ({pause['mode']}){until}{reason}")
     return "\n".join(lines)
+
+
+def group_line(group: dict[str, Any]) -> str:
+    """One horizontal group: members running against its bounds, mean usage, action in flight."""
+    limits = "not configured"
+    if group["configured"]:
+        limits = f"min {group['min_instances']}, max {group['max_instances']}"
+    usage = f"cpu {_pct(group['cpu_pct'], None)}, memory {_pct(group['memory_pct'], None)}"
+    members = f"{group['running']}/{len(group['members'])} running"
+    line = f"Group:       {group['group']}: {members} ({limits}), {usage}"
+    action = group.get("action")
+    if action:
+        state = "expired" if action["expired"] else "in flight"
+        line += f"; {action['action']} of {action['node']}/{action['vmid']} {state}"
+    return line
 
 
 def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> str:

@@ -130,19 +130,24 @@ def nats_call(url: str, action: Callable[[Any], Any]) -> Any:
 
 def publish_hostile_sample(url: str) -> None:
     """A node whose only container has a name built to run script in a careless page."""
+    publish_one_container(url, "hostile", 990, HOSTILE_NAME)
+
+
+def publish_one_container(url: str, node: str, vmid: int, hostname: str, tags: tuple[str, ...] = ()) -> None:
+    """A sample of a node with one running container, as a collector would publish it."""
     reading = ContainerReading(
-        vmid=990, hostname=HOSTILE_NAME, status="running", cores=1, memory_mb=512,
-        cpu_pct=50.0, memory_pct=50.0, memory_used_mb=256.0,
+        vmid=vmid, hostname=hostname, status="running", cores=1, memory_mb=512,
+        cpu_pct=50.0, memory_pct=50.0, memory_used_mb=256.0, tags=tags,
     )  # fmt: skip
     sample = NodeSample(
-        node="hostile", seq=1, boot_id="b", taken_at=datetime.now(UTC), interval_s=3600, source="sim",
+        node=node, seq=1, boot_id="b", taken_at=datetime.now(UTC), interval_s=3600, source="sim",
         host=HostTotals(cores=4, memory_mb=8192, allocated_cores_running=1, allocated_memory_mb_running=512,
                         allocated_cores_all=1, allocated_memory_mb_all=512),
         containers=(reading,),
     )  # fmt: skip
 
     async def publish(js: Any) -> None:
-        await js.publish(subjects.metrics_subject("hostile"), encode(sample))
+        await js.publish(subjects.metrics_subject(node), encode(sample))
 
     nats_call(url, publish)
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.console.groups import group_views
+from shared.config import HorizontalGroup
 from shared.dry_run import DRY_RUN_KEY, effective_dry_run, read_dry_run
 from shared.explanation import ContainerExplanation, Explain
 from shared.models import ContainerReading, NodeSample, ScaleEvent
@@ -51,11 +53,13 @@ class Cluster:
     explain: Explain
     events_kept: int = 500
     dry_run_configured: bool = False  # DEFAULT.dry_run of the configuration, while no switch is stored
+    groups_configured: dict[str, HorizontalGroup] = field(default_factory=dict)
     samples: dict[str, NodeSample] = field(default_factory=dict)
     states: dict[str, dict[int, bytes]] = field(default_factory=dict)  # node -> vmid -> raw state
     policy: dict[str, bytes] = field(default_factory=dict)  # autoscale_policy: KV key -> raw entry
     in_flight: set[str] = field(default_factory=set)  # actuator journal keys not yet settled
     backups: set[str] = field(default_factory=set)  # `<node>.<vmid>` with a saved original size
+    group_records: dict[str, bytes] = field(default_factory=dict)  # autoscale_groups: key -> raw record
     events: deque[ScaleEvent] = field(default_factory=deque)
     version: int = 0  # bumped on every change: the web layer's cached bodies check it
     _explained: dict[str, _Explained] = field(default_factory=dict)
@@ -99,6 +103,13 @@ class Cluster:
 
     def set_backup(self, key: str, saved: bool) -> None:
         (self.backups.add if saved else self.backups.discard)(key)
+        self.version += 1
+
+    def set_group_record(self, key: str, raw: bytes | None) -> None:
+        if raw:
+            self.group_records[key] = raw
+        else:
+            self.group_records.pop(key, None)
         self.version += 1
 
     def add_event(self, event: ScaleEvent) -> None:
@@ -166,6 +177,10 @@ class Cluster:
                 row.update(active=entry.active(now), **entry.model_dump(mode="json"))
             rows.append(row)
         return rows
+
+    def groups(self, now: datetime) -> list[dict[str, Any]]:
+        """Horizontal groups: configured, recorded in the groups bucket, or tagged in samples."""
+        return group_views(self.groups_configured, self.samples, self.group_records, now)
 
     def dry_run(self) -> dict[str, Any]:
         """Whether intents decided now are dry runs, and who said so."""

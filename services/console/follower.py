@@ -1,7 +1,8 @@
 """Feeds the console's `Cluster` from the bus: the latest sample per node, every scaling
 event (the most recent ones replayed at start), and the KV buckets it shows (decider
-state, pauses and the dry-run switch, the actuator's journal and saved sizes). Read-only: it creates no
-durable consumer, only ordered ephemeral ones, so any number of replicas can run.
+state, pauses and the dry-run switch, the actuator's journal and saved sizes, the
+horizontal groups' records). Read-only: it creates no durable consumer, only ordered
+ephemeral ones, so any number of replicas can run.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Follower:
         await self._follow_bucket(subjects.POLICY_BUCKET, self._on_policy)
         await self._follow_bucket(subjects.ACTUATOR_BUCKET, self._on_journal)
         await self._follow_bucket(subjects.BACKUP_BUCKET, self._on_backup)
+        await self._follow_bucket(subjects.GROUPS_BUCKET, self._cluster.set_group_record)
         self._subs.append(await self._js.subscribe(
             subjects.METRICS_ALL, stream=subjects.METRICS_STREAM, cb=self._on_sample, ordered_consumer=True,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,

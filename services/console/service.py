@@ -38,8 +38,9 @@ class ConsoleService:
     def __init__(self, config: AutoscaleConfig, explain: Explain, *, clock: Clock | None = None) -> None:
         self.config = config
         self.cluster = Cluster(
-            explain, events_kept=config.console.events_kept, dry_run_configured=config.defaults.dry_run
-        )
+            explain, events_kept=config.console.events_kept, dry_run_configured=config.defaults.dry_run,
+            groups_configured=dict(config.groups),
+        )  # fmt: skip
         self.hub = Hub()
         self._clock = clock or SystemClock()
         self.url: str | None = None

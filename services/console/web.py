@@ -88,6 +88,7 @@ class ConsoleApp:
         get("/api/v1/events", self.events)
         get("/api/v1/pauses", self.pauses)
         get("/api/v1/dry-run", self.dry_run)
+        get("/api/v1/groups", self.groups)
         get("/api/v1/health", self.health)
         get("/api/v1/stream", self.stream)
         post("/api/v1/pause", self._controlled(self.control.pause))
@@ -166,6 +167,11 @@ class ConsoleApp:
 
     async def pauses(self, request: web.Request) -> web.Response:
         return reply(self.cluster.paused(self.clock.now()))
+
+    async def groups(self, request: web.Request) -> web.Response:
+        now = self.clock.now()
+        build = lambda: self.cluster.groups(now)  # noqa: E731
+        return self.bodies.get("groups", self.cluster.version, now.timestamp(), build)
 
     async def dry_run(self, request: web.Request) -> web.Response:
         return reply(self.cluster.dry_run())

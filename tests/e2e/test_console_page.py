@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 
+from shared.groups import group_tag
 from tests.console_demo import (
     HOSTILE_NAME,
     SCENARIO,
     TOKEN,
     ConsoleDemo,
     publish_hostile_sample,
+    publish_one_container,
     run_console_demo,
 )
 
@@ -121,6 +123,12 @@ def test_the_page_shows_every_container_and_a_new_event_without_reload(
         ),
     )  # fmt: skip
     assert "pve1/103" in item_text and "restore the size saved" in item_text
+    assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
+
+    # A horizontal group appears once a container tagged as its member shows in a sample.
+    assert browser.execute_script("return document.getElementById('groups-section').hidden;") is True
+    publish_one_container(demo.broker.url, "pve9", 991, "web-clone", tags=(group_tag("web"),))
+    _wait(browser, "the group card", lambda d: "pve9/991 web-clone running" in _text(d, "[data-group=web]"))
     assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
 
     # Both CPU figures, and the operator's switches as they change, still without a reload.

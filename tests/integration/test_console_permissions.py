@@ -19,6 +19,7 @@ from shared.codec import encode
 from shared.config import parse_config
 from shared.dry_run import DryRunEntry
 from shared.embedded_broker import free_port
+from shared.groups import Member, MembershipRecord
 from shared.models import ResourceSize, ScaleEvent
 from shared.pauses import PauseEntry
 from tests.secure_broker import ShippedBroker
@@ -42,6 +43,12 @@ async def _seed(js: Any) -> None:
         f'"saved_at": "{now.isoformat()}", "intent_id": "i-1"}}'
     )
     await backups.put(subjects.state_key("pve1", 101), record.encode())
+    groups = await js.key_value(subjects.GROUPS_BUCKET)
+    members = MembershipRecord(
+        group="web", updated_at=now,
+        members=(Member(vmid=101, node="pve1", created=False), Member(vmid=150, node="pve1", created=True)),
+    )  # fmt: skip
+    await groups.put(subjects.group_members_key("web"), members.to_bytes())
 
 
 async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBroker) -> None:
@@ -71,6 +78,10 @@ async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBr
                 await asyncio.sleep(0.1)
             assert [r["vmid"] for r in rows] == [101] and rows[0]["rollback_available"]
             assert [e["event_id"] for e in events] == ["e-1"]
+            async with http.get(f"{base}/groups") as response:
+                [group] = await response.json()
+            assert group["group"] == "web" and [m["vmid"] for m in group["members"]] == [101, 150]
+            assert [m["created"] for m in group["members"]] == [False, True]
             async with http.get(f"{base}/health") as response:
                 consumers = {c["consumer"] for c in (await response.json())["consumers"]}
             assert {"deciders", "actuator-pve1"} <= consumers

@@ -99,6 +99,26 @@ function nodeCard(n, pauses) {
     el("div", { class: "reason" }, `last sample ${age}s ago (every ${n.last_sample.interval_s}s)`));
 }
 
+function pct(value) {
+  return value === null || value === undefined ? "-" : `${value.toFixed(1)}%`;
+}
+
+function groupCard(g) {
+  const limits = g.configured ? ` (min ${g.min_instances}, max ${g.max_instances})` : " (not configured)";
+  const action = g.action
+    ? el("span", { class: `badge ${g.action.expired ? "" : "pending"}`, title: `intent ${g.action.intent_id}` },
+      `${g.action.action} of ${g.action.vmid} on ${g.action.node}${g.action.expired ? " (expired)" : " in flight"}`)
+    : null;
+  const members = el("ul", { class: "members" }, ...g.members.map((m) => el("li", { "data-vmid": String(m.vmid) },
+    `${m.node || "?"}/${m.vmid} ${m.hostname || ""} ${m.status}` + (m.created ? " (clone)" : "")
+      + (m.status === "running" ? ` cpu ${pct(m.cpu_pct)}, memory ${pct(m.memory_pct)}` : ""))));
+  return el("div", { class: "card", "data-group": g.group },
+    el("strong", {}, g.group), " ", action,
+    el("div", {}, `${g.running} running${limits}`),
+    el("div", { class: "reason" }, `mean cpu ${pct(g.cpu_pct)}, memory ${pct(g.memory_pct)}`),
+    members);
+}
+
 function eventItem(e) {
   const change = e.before && e.after ? ` ${size(e.before)} → ${size(e.after)}` : "";
   const why = e.reason ? ` — ${e.reason.summary}` : (e.message ? ` — ${e.message}` : "");
@@ -117,8 +137,11 @@ function showMode(dryRun, pauses) {
 }
 
 async function refresh() {
-  const [nodes, containers, pauses, dryRun] = await Promise.all([
-    api("/api/v1/nodes"), api("/api/v1/containers"), api("/api/v1/pauses"), api("/api/v1/dry-run")]);
+  const [nodes, containers, pauses, dryRun, groups] = await Promise.all([
+    api("/api/v1/nodes"), api("/api/v1/containers"), api("/api/v1/pauses"), api("/api/v1/dry-run"),
+    api("/api/v1/groups")]);
+  document.getElementById("groups-section").hidden = groups.length === 0;
+  document.getElementById("groups").replaceChildren(...groups.map(groupCard));
   showMode(dryRun, pauses);
   document.getElementById("nodes").replaceChildren(...nodes.map((n) => nodeCard(n, pauses)));
   document.querySelector("#containers tbody").replaceChildren(...containers.map(containerRow));
