@@ -17,7 +17,6 @@ from shared.config import HorizontalGroup
 from shared.groups import ActionLock, MembershipRecord, group_of_tags
 from shared.models import ContainerReading, NodeSample
 
-SECTION_PREFIX = "HORIZONTAL_SCALING_GROUP_"
 R = TypeVar("R", MembershipRecord, ActionLock)
 
 
@@ -34,7 +33,7 @@ def group_views(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """One view per group configured or recorded, by name."""
-    settings = {key.removeprefix(SECTION_PREFIX): group for key, group in configured.items()}
+    settings = configured  # by group name, the section's suffix
     seen = {r.vmid: _Seen(sample.node, r) for sample in samples.values() for r in sample.containers}
     tagged: dict[str, set[int]] = {}
     for vmid, found in seen.items():
@@ -58,7 +57,7 @@ def _group_view(
 ) -> dict[str, Any]:
     record = _read(MembershipRecord, records.get(f"members.{name}"))
     created = {m.vmid: m for m in record.members} if record else {}
-    configured = set(group.lxc_containers) if group else set()
+    configured = {group.source_vmid, *group.lxc_containers} if group else set()
     vmids = sorted(configured | set(created) | tagged)
     members = [_member(vmid, seen.get(vmid), vmid in created and created[vmid].created, vmid in tagged)
                for vmid in vmids]  # fmt: skip
@@ -67,7 +66,8 @@ def _group_view(
     return {
         "group": name,
         "configured": group is not None,
-        "min_instances": group.min_instances if group else None,
+        "source": group.source_vmid if group else None,
+        "min_instances": group.min_size if group else None,
         "max_instances": group.max_instances if group else None,
         "thresholds": _thresholds(group),
         "members": members,

@@ -51,6 +51,14 @@ async def _seed(js: Any) -> None:
     await groups.put(subjects.group_members_key("web"), members.to_bytes())
 
 
+async def _actuator_lag(http: Any, url: str) -> float:
+    async with http.get(url) as response:
+        text = await response.text()
+    series = 'autoscale_consumer_pending_messages{consumer="actuator-pve1",stream="AUTOSCALE_INTENTS"} '
+    [line] = [line for line in text.splitlines() if line.startswith(series)]
+    return float(line.removeprefix(series))
+
+
 async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBroker) -> None:
     import nats
 
@@ -104,11 +112,14 @@ async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBr
                 assert response.status == 200, await response.text()
 
             intents = (await js.stream_info(subjects.INTENTS_STREAM)).state.messages
+            lag = await _actuator_lag(http, f"http://127.0.0.1:{port}/metrics")
             rollback = {"node": "pve1", "vmid": 101}
             async with http.post(f"{base}/rollback", json=rollback, headers=auth) as response:
                 assert response.status == 200, await response.text()
                 assert (await response.json())["requested"] is True
             assert (await js.stream_info(subjects.INTENTS_STREAM)).state.messages == intents + 1
+            # No actuator runs here: the intent waits, and the lag the console exports says so.
+            assert await _actuator_lag(http, f"http://127.0.0.1:{port}/metrics") == lag + 1
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

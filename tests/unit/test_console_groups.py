@@ -12,7 +12,7 @@ from shared.config import parse_config
 from shared.groups import ActionLock, Member, MembershipRecord, group_tag
 
 CONFIG = parse_config(
-    {"HORIZONTAL_SCALING_GROUP_web": {"lxc_containers": [101], "min_instances": 1, "max_instances": 3}},
+    {"HORIZONTAL_SCALING_GROUP_web": {"base_snapshot_name": 101, "min_instances": 1, "max_instances": 3}},
     env={},
 )
 INTENT = "0123456789abcdef0123456789abcdef"
