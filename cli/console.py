@@ -1,7 +1,8 @@
 """`lxc-autoscale console`: the operator's web page and JSON API.
 
 Composition: the console service (services/console, which imports only shared/) gets
-the decider's pure `explain`, so the verdict it shows is the one the deciders compute.
+the decider's pure `explain` and `explain_groups`, so the verdicts it shows are the ones
+the deciders compute.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 
 from services.console.service import CONSOLE_TOKEN_VARIABLE, ConsoleService
 from services.decider.explain import make_explainer
+from services.decider.explain_groups import make_group_explainer
 from shared.service_config import add_common_arguments, start_service
 
 
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     config = start_service(
         "console", args, flags={"console": {"listen": args.listen, "port": args.port, "token": token}}
     )
-    service = ConsoleService(config, make_explainer(config))
+    service = ConsoleService(config, make_explainer(config), explain_groups=make_group_explainer(config))
     return asyncio.run(_serve(service))
 
 

@@ -18,6 +18,7 @@ from services.console.cluster import Cluster, EventFilter
 from services.console.follower import Follower
 from services.console.hub import Hub
 from services.decider.explain import make_explainer
+from services.decider.explain_groups import make_group_explainer
 from shared import subjects
 from shared.arguments import node_argument, vmid_argument
 from shared.clock import SystemClock
@@ -75,6 +76,7 @@ async def _read(config: AutoscaleConfig, node: str | None, vmid: int | None) -> 
         cluster = Cluster(
             explain=make_explainer(config), events_kept=config.console.events_kept,
             dry_run_configured=config.defaults.dry_run, groups_configured=dict(config.groups),
+            explain_groups=make_group_explainer(config),
         )  # fmt: skip
         follower = Follower(js, cluster, Hub())
         await follower.start(config.console.events_kept)
@@ -154,18 +156,13 @@ def summary(dry_run: dict[str, Any], pauses: list[dict[str, Any]], node: str | N
 
 
 def group_line(group: dict[str, Any]) -> str:
-    """One horizontal group: members running against its bounds, mean usage, action in flight."""
-    limits = "not configured"
-    if group["configured"]:
-        limits = f"min {group['min_instances']}, max {group['max_instances']}"
+    """One horizontal group: members running against its bounds, the averages the deciders
+    compare, and what they would decide now."""
+    limits = f"min {group['min_instances']}, max {group['max_instances']}"
     usage = f"cpu {_pct(group['cpu_pct'], None)}, memory {_pct(group['memory_pct'], None)}"
     members = f"{group['running']}/{len(group['members'])} running"
-    line = f"Group:       {group['group']}: {members} ({limits}), {usage}"
-    action = group.get("action")
-    if action:
-        state = "expired" if action["expired"] else "in flight"
-        line += f"; {action['action']} of {action['node']}/{action['vmid']} {state}"
-    return line
+    line = f"Group:       {group['group']}: {members} ({limits}), {usage}: "
+    return line + sanitize(group["decision"]["reason"], 300)
 
 
 def describe(row: dict[str, Any], events: list[dict[str, Any]]) -> str:

@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.models import NodeSample, ResourceSize, Scalar, ScaleIntent
+from shared.models import GroupIntent, NodeSample, ResourceSize, Scalar, ScaleIntent
 from shared.pauses import PauseEntry
 
 Verdict = Literal["scale-up", "scale-down", "resize", "pending", "hold", "none", "ignored"]
@@ -47,6 +47,37 @@ class ContainerExplanation(_Model):
     cpu: ResourceTimers = ResourceTimers()
     memory: ResourceTimers = ResourceTimers()
     thresholds: dict[str, Scalar] = {}
+
+
+class GroupMemberExplanation(_Model):
+    vmid: int
+    kind: Literal["source", "listed", "clone"]
+    node: str | None  # None: no sample and no record places it
+    running: bool
+    ready: bool  # running past the readiness gate: it counts in the group's averages
+    node_stale: bool  # its node's latest sample is stale or missing
+
+
+class GroupExplanation(_Model):
+    """What the deciders see of one horizontal group and would do now."""
+
+    group: str
+    members: tuple[GroupMemberExplanation, ...]
+    decision: str  # the decision, or why there is none
+    intent: GroupIntent | None = None  # the intent they would publish now
+
+
+class ExplainGroups(Protocol):
+    """`samples`: the latest sample of every node; `records`: the `autoscale_groups`
+    bucket by key; `policy`: the `autoscale_policy` bucket by key."""
+
+    def __call__(
+        self,
+        samples: Mapping[str, NodeSample],
+        records: Mapping[str, bytes],
+        policy: Mapping[str, bytes],
+        now: datetime,
+    ) -> dict[str, GroupExplanation]: ...
 
 
 class Explain(Protocol):

@@ -7,6 +7,7 @@ verdict the console shows, and small HTTP and NATS helpers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from typing import Any
 
 from shared import subjects
 from shared.codec import encode
-from shared.embedded_broker import EmbeddedBroker, start_broker
+from shared.embedded_broker import EmbeddedBroker, free_port, start_broker
 from shared.models import ContainerReading, HostTotals, NodeSample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +151,27 @@ def publish_one_container(url: str, node: str, vmid: int, hostname: str, tags: t
         await js.publish(subjects.metrics_subject(node), encode(sample))
 
     nats_call(url, publish)
+
+
+@contextlib.contextmanager
+def second_console(demo: ConsoleDemo, extra_config: str) -> Iterator[str]:
+    """Another console on the demo's broker, its configuration the demo's plus `extra_config`."""
+    config = demo.output.parent / "second-console.yaml"
+    config.write_text((demo.output.parent / "demo" / "config.yaml").read_text() + extra_config)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "console", "--config", str(config), "--nats-url", demo.broker.url,
+         "--port", str(port), "--log-format", "json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        second = ConsoleDemo(broker=demo.broker, url=f"http://127.0.0.1:{port}/", process=process,
+                             output=demo.output)  # fmt: skip
+        second.wait_for("the second console", lambda: _answers(second))
+        yield second.url
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def run_console_demo(workdir: Path) -> Iterator[ConsoleDemo]:

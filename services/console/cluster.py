@@ -18,7 +18,7 @@ from typing import Any
 from services.console.groups import group_views
 from shared.config import HorizontalGroup
 from shared.dry_run import DRY_RUN_KEY, effective_dry_run, read_dry_run
-from shared.explanation import ContainerExplanation, Explain
+from shared.explanation import ContainerExplanation, Explain, ExplainGroups
 from shared.models import ContainerReading, NodeSample, ScaleEvent
 from shared.pauses import PauseEntry, pause_target
 
@@ -54,6 +54,7 @@ class Cluster:
     events_kept: int = 500
     dry_run_configured: bool = False  # DEFAULT.dry_run of the configuration, while no switch is stored
     groups_configured: dict[str, HorizontalGroup] = field(default_factory=dict)
+    explain_groups: ExplainGroups | None = None  # the deciders' group decision (composition root)
     samples: dict[str, NodeSample] = field(default_factory=dict)
     states: dict[str, dict[int, bytes]] = field(default_factory=dict)  # node -> vmid -> raw state
     policy: dict[str, bytes] = field(default_factory=dict)  # autoscale_policy: KV key -> raw entry
@@ -179,8 +180,11 @@ class Cluster:
         return rows
 
     def groups(self, now: datetime) -> list[dict[str, Any]]:
-        """Horizontal groups: configured, recorded in the groups bucket, or tagged in samples."""
-        return group_views(self.groups_configured, self.samples, self.group_records, now)
+        """Horizontal groups: members and decision as the deciders see them now."""
+        if self.explain_groups is None or not self.groups_configured:
+            return []
+        explained = self.explain_groups(self.samples, self.group_records, self.policy, now)
+        return group_views(explained, self.groups_configured, self.samples, self.group_records, now)
 
     def dry_run(self) -> dict[str, Any]:
         """Whether intents decided now are dry runs, and who said so."""

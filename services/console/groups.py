@@ -1,123 +1,103 @@
-"""Horizontal groups as the console shows them: the configured sections, the records of
-the `autoscale_groups` bucket (membership, the action in flight, reserved addresses) and
-the members the latest samples show by their `autoscale-group-<name>` tag, which is the
-durable truth (docs/horizontal.md). Pure: the cluster view hands in what it follows.
+"""Horizontal groups as the console shows them: the members as the deciders see them
+and the decision they would take now (the injected `ExplainGroups`, which runs the
+deciders' own pure `decide_group`), with each member's latest reading, the group's
+bounds, and its last action from the `autoscale_groups` bucket. Pure: the cluster view
+hands in what it follows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
 from shared.config import HorizontalGroup
-from shared.groups import ActionLock, MembershipRecord, group_of_tags
+from shared.explanation import GroupExplanation, GroupMemberExplanation
+from shared.groups import ActionLock
 from shared.models import ContainerReading, NodeSample
-
-R = TypeVar("R", MembershipRecord, ActionLock)
-
-
-@dataclass(frozen=True)
-class _Seen:
-    node: str
-    reading: ContainerReading
 
 
 def group_views(
+    explained: Mapping[str, GroupExplanation],
     configured: Mapping[str, HorizontalGroup],
     samples: Mapping[str, NodeSample],
     records: Mapping[str, bytes],
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """One view per group configured or recorded, by name."""
-    settings = configured  # by group name, the section's suffix
-    seen = {r.vmid: _Seen(sample.node, r) for sample in samples.values() for r in sample.containers}
-    tagged: dict[str, set[int]] = {}
-    for vmid, found in seen.items():
-        name = group_of_tags(found.reading.tags)
-        if name is not None:
-            tagged.setdefault(name, set()).add(vmid)
-    recorded = {key.partition(".")[2] for key in records if key.startswith(("members.", "action."))}
+    """One view per configured group, by name."""
+    readings = {(sample.node, r.vmid): r for sample in samples.values() for r in sample.containers}
     return [
-        _group_view(name, settings.get(name), seen, tagged.get(name, set()), records, now)
-        for name in sorted(set(settings) | set(tagged) | recorded)
+        _group_view(explained[name], group, readings, records, now)
+        for name, group in sorted(configured.items())
+        if name in explained
     ]
 
 
 def _group_view(
-    name: str,
-    group: HorizontalGroup | None,
-    seen: Mapping[int, _Seen],
-    tagged: set[int],
+    explained: GroupExplanation,
+    group: HorizontalGroup,
+    readings: Mapping[tuple[str, int], ContainerReading],
     records: Mapping[str, bytes],
     now: datetime,
 ) -> dict[str, Any]:
-    record = _read(MembershipRecord, records.get(f"members.{name}"))
-    created = {m.vmid: m for m in record.members} if record else {}
-    configured = {group.source_vmid, *group.lxc_containers} if group else set()
-    vmids = sorted(configured | set(created) | tagged)
-    members = [_member(vmid, seen.get(vmid), vmid in created and created[vmid].created, vmid in tagged)
-               for vmid in vmids]  # fmt: skip
-    running = [m for m in members if m["status"] == "running"]
-    lock = _read(ActionLock, records.get(f"action.{name}"))
+    name = explained.group
+    members = [_member(m, readings.get((m.node, m.vmid)) if m.node else None) for m in explained.members]
+    ready = [m for m in members if m["ready"]]
+    intent = explained.intent
     return {
         "group": name,
-        "configured": group is not None,
-        "source": group.source_vmid if group else None,
-        "min_instances": group.min_size if group else None,
-        "max_instances": group.max_instances if group else None,
-        "thresholds": _thresholds(group),
-        "members": members,
-        "running": len(running),
-        "cpu_pct": _mean(m["cpu_pct"] for m in running),
-        "memory_pct": _mean(m["memory_pct"] for m in running),
-        "action": None if lock is None else {
-            **lock.model_dump(mode="json", exclude={"members_before"}), "expired": now >= lock.expires_at,
+        "source": group.source_vmid,
+        "min_instances": group.min_size,
+        "max_instances": group.max_instances,
+        "thresholds": {
+            "cpu_upper": group.horiz_cpu_upper_threshold, "cpu_lower": group.horiz_cpu_lower_threshold,
+            "memory_upper": group.horiz_memory_upper_threshold,
+            "memory_lower": group.horiz_memory_lower_threshold,
         },
-        "reserved_ips": sorted(
-            key.rsplit(".", 1)[1] for key in records if key.startswith(f"ips.{name}.")
-        ),
-        "record_updated_at": record.updated_at.isoformat() if record else None,
+        "members": members,
+        "running": sum(1 for m in members if m["running"]),
+        "ready": len(ready),
+        # what the deciders average: the members running past the readiness gate
+        "cpu_pct": _mean(m["cpu_pct"] for m in ready),
+        "memory_pct": _mean(m["memory_pct"] for m in ready),
+        "decision": {
+            "reason": explained.decision,
+            "action": intent.action if intent else None,
+            "vmid": intent.vmid if intent else None,
+            "node": intent.node if intent else None,
+            "dry_run": intent.dry_run if intent else None,
+        },
+        "action": _last_action(records.get(f"action.{name}"), now),
+        "reserved_ips": sorted(key.rsplit(".", 1)[1] for key in records if key.startswith(f"ips.{name}.")),
     }  # fmt: skip
 
 
-def _member(vmid: int, found: _Seen | None, created: bool, tagged: bool) -> dict[str, Any]:
-    reading = found.reading if found else None
+def _member(member: GroupMemberExplanation, reading: ContainerReading | None) -> dict[str, Any]:
+    status = reading.status if reading else "not in any sample"
     return {
-        "vmid": vmid,
-        "node": found.node if found else None,
+        **member.model_dump(),
         "hostname": reading.hostname if reading else None,
-        "status": reading.status if reading else "not in any sample",
-        "created": created,  # a clone the group made (the only kind scale-in removes)
-        "tagged": tagged,
+        "status": "stale sample" if member.node_stale else status,
         "cpu_pct": reading.cpu_pct if reading else None,
         "memory_pct": reading.memory_pct if reading else None,
     }
 
 
-def _thresholds(group: HorizontalGroup | None) -> dict[str, float] | None:
-    if group is None:
+def _last_action(raw: bytes | None, now: datetime) -> dict[str, Any] | None:
+    if not raw:
         return None
+    try:
+        lock = ActionLock.from_bytes(raw)
+    except ValidationError:
+        return None  # unreadable: the deciders replace it at the next action
     return {
-        "cpu_upper": group.horiz_cpu_upper_threshold,
-        "cpu_lower": group.horiz_cpu_lower_threshold,
-        "memory_upper": group.horiz_memory_upper_threshold,
-        "memory_lower": group.horiz_memory_lower_threshold,
+        **lock.model_dump(mode="json", exclude={"members_before"}),
+        "expired": lock.state == "pending" and now >= lock.expires_at,
     }
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return round(sum(known) / len(known), 1) if known else None
-
-
-def _read(model: type[R], raw: bytes | None) -> R | None:
-    if not raw:
-        return None
-    try:
-        return model.from_bytes(raw)
-    except ValidationError:
-        return None  # unreadable: its writer replaces it; the tags still show the members

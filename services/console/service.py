@@ -20,7 +20,7 @@ from services.console.hub import Hub
 from services.console.web import ConsoleApp
 from shared.clock import Clock, SystemClock
 from shared.config import AutoscaleConfig
-from shared.explanation import Explain
+from shared.explanation import Explain, ExplainGroups
 from shared.nats_settings import connect
 from shared.validation import sanitize
 
@@ -35,11 +35,18 @@ def console_token(config: AutoscaleConfig) -> Token:
 
 
 class ConsoleService:
-    def __init__(self, config: AutoscaleConfig, explain: Explain, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: AutoscaleConfig,
+        explain: Explain,
+        *,
+        explain_groups: ExplainGroups | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.config = config
         self.cluster = Cluster(
             explain, events_kept=config.console.events_kept, dry_run_configured=config.defaults.dry_run,
-            groups_configured=dict(config.groups),
+            groups_configured=dict(config.groups), explain_groups=explain_groups,
         )  # fmt: skip
         self.hub = Hub()
         self._clock = clock or SystemClock()

@@ -53,9 +53,7 @@ def explain_sample(
     raw_policy: Mapping[str, bytes],
     now: datetime,
 ) -> dict[int, ContainerExplanation]:
-    view = view.with_pauses(pauses_from(_pauses(raw_policy))).with_dry_run(
-        read_dry_run(raw_policy.get(DRY_RUN_KEY))
-    )
+    view = view_with_operator(view, raw_policy)
     states = _states(raw_states)
     unstamped = {vmid: s.model_copy(update={"boot_id": None, "seq": None}) for vmid, s in states.items()}
     decision = decide(sample, view, unstamped, now)
@@ -86,6 +84,12 @@ def explain_sample(
             thresholds={key: getattr(policy, key) for key in THRESHOLD_KEYS},
         )
     return result
+
+
+def view_with_operator(view: PolicyView, raw_policy: Mapping[str, bytes]) -> PolicyView:
+    """The policy with the operator's pauses and dry-run switch of `autoscale_policy`."""
+    switch = read_dry_run(raw_policy.get(DRY_RUN_KEY))
+    return view.with_pauses(pauses_from(_pauses(raw_policy))).with_dry_run(switch)
 
 
 def _verdict(

@@ -6,24 +6,25 @@ without a reload.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.groups import group_tag
 from tests.console_demo import (
     HOSTILE_NAME,
     SCENARIO,
     TOKEN,
     ConsoleDemo,
     publish_hostile_sample,
-    publish_one_container,
     run_console_demo,
+    second_console,
 )
 
 pytestmark = pytest.mark.e2e
@@ -80,6 +81,13 @@ def _rows(driver: Any) -> list[str]:
     return keys
 
 
+def _group_reason(console_url: str) -> str:
+    with urllib.request.urlopen(console_url + "api/v1/groups", timeout=10) as response:
+        [group] = json.loads(response.read())
+    reason: str = group["decision"]["reason"]
+    return reason
+
+
 def _text(driver: Any, selector: str) -> str:
     text: str = driver.execute_script(
         "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", selector
@@ -125,12 +133,6 @@ def test_the_page_shows_every_container_and_a_new_event_without_reload(
     assert "pve1/103" in item_text and "restore the size saved" in item_text
     assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
 
-    # A horizontal group appears once a container tagged as its member shows in a sample.
-    assert browser.execute_script("return document.getElementById('groups-section').hidden;") is True
-    publish_one_container(demo.broker.url, "pve9", 991, "web-clone", tags=(group_tag("web"),))
-    _wait(browser, "the group card", lambda d: "pve9/991 web-clone running" in _text(d, "[data-group=web]"))
-    assert browser.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
-
     # Both CPU figures, and the operator's switches as they change, still without a reload.
     cpu_cell = browser.execute_script(
         "return document.querySelector('tr[data-key=\"pve1/101\"] td:nth-child(4)').innerText;"
@@ -147,6 +149,18 @@ def test_the_page_shows_every_container_and_a_new_event_without_reload(
     assert demo.request("/api/v1/dry-run", {"switch": "config"}, token=TOKEN).status == 200
     assert demo.request("/api/v1/resume", {"node": "pve1"}, token=TOKEN).status == 200
     _wait(browser, "the acting badge again", lambda d: _text(d, "#mode") == "acting (dry-run off)")
+    assert browser.execute_script("return document.getElementById('groups-section').hidden;") is True
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
 
+    # A console whose configuration has a horizontal group (web2 as its source) shows it:
+    # its members and what the deciders would decide for it now, as its API says.
+    with second_console(demo, "HORIZONTAL_SCALING_GROUP_web2s:\n  base_snapshot_name: 102\n") as url:
+        browser.get(url)
+        card = _wait(browser, "the group card", lambda d: _text(d, "[data-group=web2s]") or None)
+        assert "pve1/102 web2 running (source" in card and "min 1, max 5" in card
+        shown = "[data-group=web2s]"
+        _wait(browser, "the deciders' decision on the card", lambda d: _group_reason(url) in _text(d, shown))
+        browser.get("about:blank")  # leave before that console stops, so its stream is not cut
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors

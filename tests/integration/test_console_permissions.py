@@ -14,6 +14,7 @@ from support import reading, sample
 
 from services.console.service import ConsoleService
 from services.decider.explain import make_explainer
+from services.decider.explain_groups import make_group_explainer
 from shared import subjects
 from shared.codec import encode
 from shared.config import parse_config
@@ -66,9 +67,12 @@ async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBr
     js = admin.jetstream()
     await _seed(js)
     port = free_port()
-    document = {"NATS": {"url": shipped_broker.url_for("console")}, "CONSOLE": {"port": port, "token": TOKEN}}
+    document = {
+        "NATS": {"url": shipped_broker.url_for("console")}, "CONSOLE": {"port": port, "token": TOKEN},
+        "HORIZONTAL_SCALING_GROUP_web": {"base_snapshot_name": 101},
+    }  # fmt: skip
     config = parse_config(document, env={})
-    service = ConsoleService(config, make_explainer(config))
+    service = ConsoleService(config, make_explainer(config), explain_groups=make_group_explainer(config))
     stop, started = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(service.run(stop, started))
     try:
@@ -89,7 +93,8 @@ async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBr
             async with http.get(f"{base}/groups") as response:
                 [group] = await response.json()
             assert group["group"] == "web" and [m["vmid"] for m in group["members"]] == [101, 150]
-            assert [m["created"] for m in group["members"]] == [False, True]
+            assert [m["kind"] for m in group["members"]] == ["source", "clone"]
+            assert group["decision"]["reason"]
             async with http.get(f"{base}/health") as response:
                 consumers = {c["consumer"] for c in (await response.json())["consumers"]}
             assert {"deciders", "actuator-pve1"} <= consumers

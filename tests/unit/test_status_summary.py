@@ -29,15 +29,11 @@ def test_dry_run_and_the_pauses_wider_than_a_container_in_force_for_the_node_ask
     assert len(summary(dry_run, pauses, None).splitlines()) == 4  # pve2's too
 
 
-def test_a_group_line_names_its_bounds_usage_and_action() -> None:
+def test_a_group_line_names_its_bounds_usage_and_the_deciders_decision() -> None:
     group = {
-        "group": "web", "configured": True, "min_instances": 1, "max_instances": 3, "running": 2,
-        "members": [{}, {}, {}], "cpu_pct": 85.0, "memory_pct": 40.0,
-        "action": {"action": "scale-out", "node": "pve1", "vmid": 101, "expired": False},
+        "group": "web", "min_instances": 1, "max_instances": 3, "running": 2, "members": [{}, {}, {}],
+        "cpu_pct": 85.0, "memory_pct": None, "decision": {"reason": "group web: clone 101\x07"},
     }  # fmt: skip
     assert group_line(group) == (
-        "Group:       web: 2/3 running (min 1, max 3), cpu 85%, memory 40%; scale-out of pve1/101 in flight"
-    )
-    assert group_line({**group, "configured": False, "action": None, "cpu_pct": None}).endswith(
-        "(not configured), cpu ? (missing), memory 40%"
+        "Group:       web: 2/3 running (min 1, max 3), cpu 85%, memory ? (missing): group web: clone 101?"
     )

@@ -104,18 +104,19 @@ function pct(value) {
 }
 
 function groupCard(g) {
-  const limits = g.configured ? ` (min ${g.min_instances}, max ${g.max_instances})` : " (not configured)";
-  const action = g.action
+  const pendingAction = g.action && g.action.state === "pending";
+  const action = pendingAction
     ? el("span", { class: `badge ${g.action.expired ? "" : "pending"}`, title: `intent ${g.action.intent_id}` },
       `${g.action.action} of ${g.action.vmid} on ${g.action.node}${g.action.expired ? " (expired)" : " in flight"}`)
     : null;
   const members = el("ul", { class: "members" }, ...g.members.map((m) => el("li", { "data-vmid": String(m.vmid) },
-    `${m.node || "?"}/${m.vmid} ${m.hostname || ""} ${m.status}` + (m.created ? " (clone)" : "")
+    `${m.node || "?"}/${m.vmid} ${m.hostname || ""} ${m.status} (${m.kind}${m.ready ? ", ready" : ""})`
       + (m.status === "running" ? ` cpu ${pct(m.cpu_pct)}, memory ${pct(m.memory_pct)}` : ""))));
   return el("div", { class: "card", "data-group": g.group },
     el("strong", {}, g.group), " ", action,
-    el("div", {}, `${g.running} running${limits}`),
-    el("div", { class: "reason" }, `mean cpu ${pct(g.cpu_pct)}, memory ${pct(g.memory_pct)}`),
+    el("div", {}, `${g.running} running, ${g.ready} ready (min ${g.min_instances}, max ${g.max_instances})`),
+    el("div", { class: "verdict" }, g.decision.action ? `${g.decision.action} of ${g.decision.vmid}` : "no action"),
+    el("div", { class: "reason" }, g.decision.reason),
     members);
 }
 
