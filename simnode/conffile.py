@@ -20,6 +20,7 @@ _LXC_RE = re.compile(r"^(lxc\.[a-z0-9_\-\.]+)(:|\s*=)\s*(.*?)\s*$")
 _DESC_RE = re.compile(r"^(description):\s*(.*\S)\s*$")
 _KEY_RE = re.compile(r"^([a-z][a-z_]*\d*):\s*(.+?)\s*$")
 _KEY_PREFIX_RE = re.compile(r"^([a-z][a-z_]*\d*):")
+_SNAPSTATE_RE = re.compile(r"snapstate:\s*(prepare|delete)\s*$")  # unanchored, as parse_pct_config
 _PCT_ENC_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
@@ -110,6 +111,10 @@ def _parse_line(res: ParsedConf, conf: Section, line: str, vmid: int, descr: str
     m = _DESC_RE.match(line)
     if m:
         return descr + decode_text(m.group(2))
+    m = _SNAPSTATE_RE.search(line)
+    if m:
+        conf.keys["snapstate"] = m.group(1)
+        return descr
     m = _KEY_RE.match(line)
     if not m:
         res.warnings.append(f"vm {vmid} - unable to parse config: {line}\n")
@@ -133,6 +138,31 @@ def render(section: Section) -> str:
     lines = [f"{k}: {items[k]}\n" for k in sorted(items) if k != "digest"]
     lines.extend(f"{k}: {v}\n" for k, v in section.lxc)
     return "".join(lines)
+
+
+_NOT_WRITTEN = frozenset({"digest", "description", "pending", "snapshots", "snapname", "env", "lxc"})
+
+
+def _generate_section(section: Section) -> str:
+    """`write_pct_config`'s `generate_raw_config`: description as `#` lines, sorted keys, lxc."""
+    out = [f"#{encode_text(line)}\n" for line in section.description.split("\n") if line]
+    out.extend(f"{k}: {section.keys[k]}\n" for k in sorted(section.keys) if k not in _NOT_WRITTEN)
+    out.extend(f"{k}: {v}\n" for k, v in section.lxc)
+    return "".join(out)
+
+
+def generate(conf: ParsedConf) -> str:
+    """The whole file as `PVE::LXC::Config::write_pct_config` writes it: the current
+    section (without `snapstate`), `[pve:pending]` when it has keys, then the snapshots
+    sorted by name, each after a blank line. Used where Proxmox rewrites the config
+    through `write_config` (snapshots, clone, destroy)."""
+    conf.main.keys.pop("snapstate", None)  # "just to be sure", as Proxmox
+    raw = _generate_section(conf.main)
+    if conf.pending is not None and conf.pending.keys:
+        raw += "\n[pve:pending]\n" + _generate_section(conf.pending)
+    for name in sorted(conf.snapshots):
+        raw += f"\n[{name}]\n" + _generate_section(conf.snapshots[name])
+    return raw
 
 
 def merged(conf: ParsedConf) -> Section:

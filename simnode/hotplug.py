@@ -5,6 +5,7 @@ then a stopped container gets them applied (`vmconfig_apply_pending`), and a run
 one has them hot-plugged (`vmconfig_hotplug_pending`):
 - fast-plug options (`$LXC_FASTPLUG_OPTIONS`: cores, hostname, tags, ...) only move
   into the current section; `cores` takes effect later, when pvestatd rebalances;
+- `netN` is re-plugged at once (`update_net`), so it moves into the current section;
 - cpulimit, cpuunits, memory and swap are written to the cgroup, then moved;
 - anything else stays pending until the next start.
 A hot-plug that fails leaves its option pending and is reported as
@@ -134,6 +135,8 @@ def _plug(root: str, vmid: int, opt: str, pending: dict[str, str]) -> str | None
         if error is None:
             cgroup.change_cpu_shares(root, vmid, int(pending[opt]))
         return error
+    if opt.startswith("net"):
+        return None  # `update_net` re-plugs the veth at once (no traffic is simulated)
     if opt in ("memory", "swap"):
         error = _fault(root, vmid, opt, "memory.max" if opt == "memory" else "memory.swap.max")
         if error is None:

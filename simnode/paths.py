@@ -101,3 +101,23 @@ def host_cpu_count(root: str) -> int:
         lo, _, hi = part.partition("-")
         count += (int(hi) - int(lo) + 1) if hi else 1
     return count
+
+
+def pve_dir(root: str) -> str:
+    """`/etc/pve`: pmxcfs. In a cluster its `nodes/` and shared files are the cluster's."""
+    return os.path.join(root, "etc", "pve")
+
+
+def nodes_dir(root: str) -> str:
+    """`/etc/pve/nodes`: one directory per cluster node (shared by every node)."""
+    return os.path.join(root, "etc", "pve", "nodes")
+
+
+def cluster_file(root: str, name: str) -> str:
+    """A cluster-wide file of pmxcfs (`datacenter.cfg`, `storage.cfg`)."""
+    return os.path.join(root, "etc", "pve", name)
+
+
+def node_conf_path(root: str, node: str, vmid: int) -> str:
+    """A CT config in another node's directory (clone --target moves it there)."""
+    return os.path.join(node_lxc_dir(root, node), f"{vmid}.conf")

@@ -13,7 +13,21 @@ import sys
 import time
 from collections.abc import Callable
 
-from simnode import cgroup, conffile, faults, hotplug, locking, paths, schema, settings
+from simnode import (
+    cgroup,
+    clone,
+    conffile,
+    faults,
+    hotplug,
+    locking,
+    network,
+    paths,
+    pctbase,
+    schema,
+    settings,
+    snapshot,
+    storage,
+)
 from simnode.atomic import read_text, write_atomic
 from simnode.getopt import BOOL, BooleanError, GetoptError, get_options
 
@@ -66,78 +80,20 @@ REAL_COMMANDS = (
 )
 
 
-class PctError(Exception):
-    """A plain `die "...\\n"`: message to stderr, exit 255."""
-
-
-class ParamError(PctError):
-    """A `PVE::Exception` with code 400, printed with the command's usage line."""
-
-    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors or {}
-
-
-ChangeCheck = Callable[[dict[str, str], list[str]], None]
-
-
-class Ctx:
-    __slots__ = ("_node", "check_change", "out", "root")
-
-    def __init__(self, root: str, check_change: ChangeCheck | None = None) -> None:
-        self.root = root
-        self.out: list[str] = []
-        self._node: str | None = None
-        # The API's per-option privilege check (`check_ct_modify_config_perm`); pct runs as root.
-        self.check_change = check_change
-
-    @property
-    def node(self) -> str:
-        if self._node is None:
-            self._node = paths.node_name(self.root)
-        return self._node
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _load_raw(ctx: Ctx, vmid: int) -> str:
-    try:
-        return read_text(paths.conf_path(ctx.root, vmid))
-    except FileNotFoundError:
-        cfs = paths.cfs_conf_path(ctx.node, vmid)
-        raise PctError(f"Configuration file '{cfs}' does not exist") from None
-
-
-def _load(ctx: Ctx, vmid: int) -> conffile.ParsedConf:
-    conf = conffile.parse(_load_raw(ctx, vmid), vmid)
-    for warning in conf.warnings:
-        sys.stderr.write(warning)
-    return conf
-
-
-def _running(ctx: Ctx, vmid: int) -> bool:
-    return os.path.isdir(paths.cgroup_dir(ctx.root, vmid))
-
-
-def _check_lock(conf: conffile.ParsedConf) -> None:
-    """`PVE::AbstractConfig->check_lock`: the guest type, not the vmid, is printed."""
-    lock = conf.main.keys.get("lock")
-    if lock:
-        raise PctError(f"CT is locked ({lock})")
+PctError = pctbase.PctError
+ParamError = pctbase.ParamError
+Ctx = pctbase.Ctx
+_load_raw = pctbase.load_raw
+_load = pctbase.load
+_running = pctbase.running
+_check_lock = pctbase.check_lock
+_vmid_param = pctbase.vmid_param
 
 
 def _bool_lookup(names: tuple[str, ...], typed: dict[str, str] | None = None) -> Callable[[str], str | None]:
     kinds = dict.fromkeys(names, BOOL)
     kinds.update(typed or {})
     return kinds.get
-
-
-def _vmid_param(value: str) -> int:
-    err = schema.check_vmid(value)
-    if err:
-        raise ParamError("Parameter verification failed.", {"vmid": err})
-    return int(value)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -278,6 +234,7 @@ def _set_params(opts: dict[str, str]) -> dict[str, str]:
     for key, value in opts.items():
         opt = schema.set_option(key)
         err = schema.check_param(opt, value) if opt else "property is not defined in schema"
+        err = err or schema.check_set_format(key, value)
         if err:
             errors[key] = err
     if errors:
@@ -285,7 +242,11 @@ def _set_params(opts: dict[str, str]) -> dict[str, str]:
     return opts
 
 
-def _normalize(key: str, value: str) -> str:
+def _normalize(root: str, key: str, value: str) -> str:
+    if schema.is_net_key(key):
+        return network.normalize(root, value)  # parse_lxc_network + print_lxc_network
+    if key == "tags":
+        return schema.unique_tags(value)  # update_pct_config: get_unique_tags
     opt = schema.conf_option(key)
     if opt is not None and opt[0] == "integer":
         return str(int(value))
@@ -355,7 +316,7 @@ def cmd_set(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
         if "description" in deletes:
             deletes.remove("description")
             description = ""
-        updates = {k: _normalize(k, v) for k, v in params.items()}
+        updates = {k: _normalize(ctx.root, k, v) for k, v in params.items()}
         change = hotplug.update(ctx.root, vmid, conf, updates, deletes, _running(ctx, vmid))
         if change.errors and settings.pve_version(ctx.root) >= 8:
             # pve-container >= 5.2.2: "don't write to config if we get any errors"
@@ -428,6 +389,8 @@ def _set_lookup(name: str) -> str | None:
     return opt[0] if opt else None
 
 
+CLONE_STRING_OPTIONS = ("bwlimit", "description", "hostname", "pool", "snapname", "storage", "target")
+
 # name -> (handler, positional params, option types, all option names, usage line)
 COMMANDS: dict[str, tuple[Handler, tuple[str, ...], Lookup, Callable[[], list[str]], str]] = {
     "list": (cmd_list, (), _bool_lookup(()), list, "pct list "),
@@ -459,6 +422,41 @@ COMMANDS: dict[str, tuple[Handler, tuple[str, ...], Lookup, Callable[[], list[st
         _bool_lookup(("overrule-shutdown", "skiplock")),
         lambda: ["overrule-shutdown", "skiplock"],
         "pct stop <vmid> [OPTIONS]",
+    ),
+    "snapshot": (
+        snapshot.cmd_snapshot,
+        ("vmid", "snapname"),
+        _bool_lookup((), {"description": "string"}),
+        lambda: ["description"],
+        "pct snapshot <vmid> <snapname> [OPTIONS]",
+    ),
+    "delsnapshot": (
+        snapshot.cmd_delsnapshot,
+        ("vmid", "snapname"),
+        _bool_lookup(("force",)),
+        lambda: ["force"],
+        "pct delsnapshot <vmid> <snapname> [OPTIONS]",
+    ),
+    "listsnapshot": (
+        snapshot.cmd_listsnapshot,
+        ("vmid",),
+        _bool_lookup(()),
+        list,
+        "pct listsnapshot <vmid>",
+    ),
+    "clone": (
+        clone.cmd_clone,
+        ("vmid", "newid"),
+        _bool_lookup(("full",), dict.fromkeys(CLONE_STRING_OPTIONS, "string")),
+        lambda: sorted(("full", *CLONE_STRING_OPTIONS)),
+        "pct clone <vmid> <newid> [OPTIONS]",
+    ),
+    "destroy": (
+        clone.cmd_destroy,
+        ("vmid",),
+        _bool_lookup(("destroy-unreferenced-disks", "force", "purge")),
+        lambda: ["destroy-unreferenced-disks", "force", "purge"],
+        "pct destroy <vmid> [OPTIONS]",
     ),
     "help": (
         cmd_help,
@@ -498,7 +496,8 @@ def _format_param_error(exc: ParamError, usage: str) -> str:
 
 
 def run(root: str, argv: list[str]) -> tuple[int, str]:
-    """Run one pct invocation: errors go to stderr; returns (exit code, stdout text)."""
+    """Run one pct invocation: errors go to stderr; returns (exit code, stdout text).
+    What a task printed before it failed is still printed, as pct's task output is."""
     if not argv:
         return _abort("no command specified"), ""
     cmd = _expand(argv[0])
@@ -514,14 +513,17 @@ def run(root: str, argv: list[str]) -> tuple[int, str]:
         handler(ctx, opts, pos)
     except ParamError as exc:
         sys.stderr.write(_format_param_error(exc, usage))
-        return EXIT_ERROR, ""
+        return EXIT_ERROR, "".join(ctx.out)
     except PctError as exc:
         sys.stderr.write(f"{exc}\n")
-        return EXIT_ERROR, ""
+        return EXIT_ERROR, "".join(ctx.out)
+    except storage.StorageError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_ERROR, "".join(ctx.out)
     except locking.LockTimeout as exc:
         # `lock_config` dies with $@ while $! still holds the interrupted flock's EINTR
         sys.stderr.write(f"{exc}\n")
-        return EINTR, ""
+        return EINTR, "".join(ctx.out)
     return 0, "".join(ctx.out)
 
 

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-from simnode import conffile, paths, pvestatd
+from simnode import conffile, paths, pmxcfs, pvestatd, schema
 from simnode.atomic import read_text
 
 EXIT_ERROR = 255
@@ -29,25 +29,28 @@ _TYPES = ("vm", "storage", "node", "sdn", "pool")
 
 
 def resources(root: str, kind: str | None) -> list[dict[str, Any]]:
-    node = paths.node_name(root)
-    state = pvestatd.load_state(root)
+    """Every guest and node of the cluster (pmxcfs shares configs and status)."""
     out: list[dict[str, Any]] = []
+    members = pmxcfs.nodes(root) or [paths.node_name(root)]
+    roots = {node: pmxcfs.node_root(root, node) for node in members}
     if kind in (None, "vm"):
-        directory = paths.lxc_dir(root)
-        names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
-        vmids = sorted(int(n[:-5]) for n in names if n.endswith(".conf") and n[:-5].isdigit())
-        for vmid in sorted(vmids, key=str):  # `sort keys %$idlist`
-            out.append(_vm_entry(root, node, vmid, state.get("vms", {}).get(str(vmid))))
+        ids = pmxcfs.vmlist(root)
+        for vmid in sorted(ids, key=str):  # `sort keys %$idlist`
+            node, guest_type = ids[vmid]
+            if guest_type != "lxc":
+                continue
+            node_root = roots.get(node)
+            state = pvestatd.load_state(node_root) if node_root else {}
+            rrd = state.get("vms", {}).get(str(vmid))
+            out.append(_vm_entry(root, node, vmid, rrd))
     if kind in (None, "node"):
-        out.append(
-            {
-                "id": f"node/{node}",
-                "node": node,
-                "type": "node",
-                "status": "online",
-                "maxcpu": paths.host_cpu_count(root),
-            }
-        )
+        for node, node_root in roots.items():
+            entry: dict[str, Any] = {"id": f"node/{node}", "node": node, "type": "node"}
+            if node_root is None:
+                entry["status"] = "unknown"
+            else:
+                entry.update(status="online", maxcpu=paths.host_cpu_count(node_root))
+            out.append(entry)
     return out
 
 
@@ -66,13 +69,65 @@ def _vm_entry(root: str, node: str, vmid: int, rrd: dict[str, Any] | None) -> di
         for key in _ZERO_KEYS:
             entry[key] = 0
     try:
-        keys = conffile.parse(read_text(paths.conf_path(root, vmid)), vmid).main.keys
+        keys = conffile.parse(read_text(paths.node_conf_path(root, node, vmid)), vmid).main.keys
     except OSError:
         return entry
     for prop in ("lock", "tags"):  # get_guest_config_properties
         if keys.get(prop):
             entry[prop] = keys[prop]
     return entry
+
+
+def nextid(root: str, vmid: str | None) -> tuple[int, str]:
+    """`PVE::API2::Cluster` `nextid`: the vmid given when it is free (else a 400), or the
+    first id of datacenter.cfg's `next-id` range (100 .. 1000000) that no guest of any
+    node uses. The id is returned as a string: Perl used it as a hash key first, so
+    JSON::XS encodes it quoted (`"105"`)."""
+    ids = pmxcfs.vmlist(root)
+    if vmid is not None:
+        err = schema.check_vmid(vmid)
+        if err:
+            return 400, f"vmid: {err}"
+        if int(vmid) in ids:
+            return 400, f"vmid: VM {vmid} already exists"
+        return 0, vmid
+    lower, upper = pmxcfs.next_id_range(root)
+    for candidate in range(lower, upper):
+        if candidate not in ids:
+            return 0, str(candidate)
+    return EXIT_ERROR, f"unable to get any free VMID in range [{lower}, {upper}]"
+
+
+def _get_nextid(root: str, options: list[str]) -> tuple[int, str]:
+    vmid: str | None = None
+    fmt = "text"
+    i = 0
+    while i < len(options):
+        name, eq, value = options[i].lstrip("-").partition("=")
+        if not eq:
+            if i + 1 >= len(options):
+                sys.stderr.write(f"Option {name} requires an argument\n400 unable to parse option\n")
+                return EXIT_ERROR, ""
+            value = options[i + 1]
+            i += 1
+        i += 1
+        if name == "vmid":
+            vmid = value
+        elif name == "output-format":
+            fmt = value
+        else:
+            sys.stderr.write(f"Unknown option: {name}\n400 unable to parse option\n")
+            return EXIT_ERROR, ""
+    code, result = nextid(root, vmid)
+    if code == 400:
+        sys.stderr.write(f"400 Parameter verification failed.\n{result}\n")
+        return EXIT_ERROR, ""
+    if code:
+        sys.stderr.write(f"{result}\n")
+        return EXIT_ERROR, ""
+    if fmt in ("json", "json-pretty"):
+        return 0, json.dumps(result) + "\n"
+    return 0, result + "\n"  # text: a scalar is printed as it is
 
 
 def _usage() -> str:
@@ -84,6 +139,8 @@ def run(root: str, argv: list[str]) -> tuple[int, str]:
         sys.stderr.write(f"simnode: 'pvesh {' '.join(argv[:1])}' is not simulated\n{_usage()}")
         return EXIT_ERROR, ""
     path, options = argv[1], argv[2:]
+    if path.rstrip("/") == "/cluster/nextid":
+        return _get_nextid(root, options)
     if path.rstrip("/") != "/cluster/resources":
         sys.stderr.write(f"simnode: 'pvesh get {path}' is not simulated\n")
         return EXIT_ERROR, ""

@@ -213,3 +213,103 @@ def check_conf_value(key: str, value: str) -> tuple[str, str | None]:
 def split_list(value: str) -> list[str]:
     """`PVE::Tools::split_list`: items separated by commas, semicolons or whitespace."""
     return [item for item in re.split(r"[,;\s]+", value.strip()) if item]
+
+
+# ----------------------------------------------------------------------------- formats
+# Messages of the registered format checkers in pve-common `PVE/JSONSchema.pm`; a failed
+# format check is reported as "invalid format - <message>" (keeping its newline).
+
+_DNS_LABEL = r"([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)"
+_DNS_NAME_RE = re.compile(rf"^({_DNS_LABEL}\.)*{_DNS_LABEL}$")
+_NODE_RE = re.compile(r"^([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)$")
+_STORAGE_ID_RE = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
+_TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)
+SNAPNAME_MAX = 40  # `pve-snapshot-name`: pve-configid, maxLength 40
+# `$netconf_desc` in pve-container `src/PVE/LXC/Config.pm`.
+NET_KEYS = frozenset(
+    {
+        "type", "name", "bridge", "hwaddr", "mtu", "ip", "gw", "ip6", "gw6", "firewall", "tag",
+        "trunks", "rate", "link_down", "host-managed",
+    }
+)  # fmt: skip
+
+
+def check_snapname(value: str) -> str | None:
+    """`pve-snapshot-name`: the format first, then the length (check_prop's order)."""
+    err = check_configid(value)
+    if err:
+        return err
+    if len(value) > SNAPNAME_MAX:
+        return f"value may only be {SNAPNAME_MAX} characters long"
+    return None
+
+
+def check_dns_name(value: str) -> str | None:
+    if not _DNS_NAME_RE.match(value):
+        return "invalid format - value does not look like a valid DNS name\n"
+    return None
+
+
+def check_node_name(value: str) -> str | None:
+    if not _NODE_RE.match(value):
+        return "invalid format - value does not look like a valid node name\n"
+    return None
+
+
+def check_storage_id(value: str) -> str | None:
+    """`parse_storage_id` (`parse_id`): at least 2 characters, then the allowed ones."""
+    if len(value) < 2:
+        return f"invalid format - storage ID '{value}' cannot be shorter than 2 characters\n"
+    if not _STORAGE_ID_RE.match(value):
+        return f"invalid format - storage ID '{value}' contains illegal characters\n"
+    return None
+
+
+def check_tags(value: str) -> str | None:
+    """`pve-tag-list`: every item of the split list must be a `pve-tag`."""
+    for tag in split_list(value):
+        if not _TAG_RE.match(tag):
+            return "invalid format - invalid characters in tag\n"
+    return None
+
+
+def unique_tags(value: str) -> str:
+    """`PVE::GuestHelpers::get_unique_tags` with the default tag style: lower-cased,
+    sorted, duplicates dropped, joined with `;`."""
+    return ";".join(sorted({tag.lower() for tag in split_list(value)}))
+
+
+def check_net(value: str) -> str | None:
+    """`pve-lxc-network` as `parse_property_string` checks it: `key=value` parts with
+    known keys, no key twice. **[simplified]** the values' own formats are not checked."""
+    seen: set[str] = set()
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        key, eq, val = part.partition("=")
+        if not eq:
+            return "invalid format - value without key, but schema does not define a default key\n"
+        if not key or not val:
+            return "invalid format - missing key in comma-separated list property\n"
+        if key in seen:
+            return f"invalid format - duplicate key in comma-separated list property: {key}\n"
+        if key not in NET_KEYS:
+            return f"invalid format - invalid key in comma-separated list property: {key}\n"
+        seen.add(key)
+    return None
+
+
+def is_net_key(name: str) -> bool:
+    m = _INDEXED_RE.match(name)
+    return bool(m) and name.startswith("net")
+
+
+def check_set_format(name: str, value: str) -> str | None:
+    """The format checks of `pct set` parameters that have one (hostname, tags, netN)."""
+    if name == "hostname":
+        return check_dns_name(value)
+    if name == "tags":
+        return check_tags(value)
+    if is_net_key(name):
+        return check_net(value)
+    return None

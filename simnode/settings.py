@@ -5,6 +5,10 @@
   `[pve:pending]` and then fails; PVE 8 (>= 5.2.2) fails before writing anything.
 - `pvestatd_period_s` (default 10, pvestatd's `$updatetime`): how often the simulated
   pvestatd refreshes the status pvesh reports and rebalances cpusets.
+- `clone_s` (default 0): how long `pct clone`'s disk copy takes; the source keeps
+  `lock: disk` and the new CT `lock: create` all that time, as on a real node.
+- `boot_s` (default 0): how long a started container boots before its service serves
+  load (the workload driver gives it none until then).
 
 Read lazily with the stdlib only: `pct` imports this module on every spawn.
 """
@@ -45,13 +49,23 @@ def pvestatd_period_s(root: str | os.PathLike[str]) -> float:
     return period if period > 0 else DEFAULT_PVESTATD_PERIOD_S
 
 
+def clone_s(root: str | os.PathLike[str]) -> float:
+    return max(float(_load(os.fspath(root)).get("clone_s", 0.0)), 0.0)
+
+
+def boot_s(root: str | os.PathLike[str]) -> float:
+    return max(float(_load(os.fspath(root)).get("boot_s", 0.0)), 0.0)
+
+
 def configure(
     root: str | os.PathLike[str],
     *,
     pve_version: int | None = None,
     pvestatd_period_s: float | None = None,
+    clone_s: float | None = None,
+    boot_s: float | None = None,
 ) -> None:
-    """Set one or both knobs; the others keep their value."""
+    """Set some knobs; the others keep their value."""
     import json
 
     root_s = os.fspath(root)
@@ -64,5 +78,10 @@ def configure(
         if not pvestatd_period_s > 0:
             raise ValueError("pvestatd_period_s must be > 0")
         data["pvestatd_period_s"] = pvestatd_period_s
+    for name, seconds in (("clone_s", clone_s), ("boot_s", boot_s)):
+        if seconds is not None:
+            if not 0 <= seconds <= 3600:
+                raise ValueError(f"{name} must be from 0 to 3600 seconds")
+            data[name] = seconds
     os.makedirs(os.path.dirname(_path(root_s)), exist_ok=True)
     write_atomic(_path(root_s), json.dumps(data, sort_keys=True) + "\n")

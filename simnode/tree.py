@@ -12,6 +12,7 @@ from pathlib import Path
 from simnode import cgroup, conffile, paths
 from simnode.atomic import read_text, write_atomic
 
+CLUSTER_FILES = ("datacenter.cfg", "storage.cfg")  # shared by every node of a cluster
 SNAPTIME_BASE = 1_767_225_600  # 2026-01-01T00:00:00Z; fixed so trees are reproducible
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,7 @@ class ContainerSpec:
     cpulimit: float | None = None
     description: str | None = None
     snapshots: tuple[str, ...] = field(default=())
+    template: bool = False  # a template's volumes are `base-<vmid>-disk-N`; it never runs
 
     def __post_init__(self) -> None:
         if not 100 <= self.vmid <= 999_999_999:
@@ -39,6 +41,8 @@ class ContainerSpec:
             raise ValueError(f"CT {self.vmid}: memory {self.memory_mb} MB is below 16")
         if self.swap_mb < 0:
             raise ValueError(f"CT {self.vmid}: swap must be >= 0")
+        if self.template and self.running:
+            raise ValueError(f"CT {self.vmid}: a template cannot be running")
 
 
 class SimNode:
@@ -122,7 +126,7 @@ def _spec_keys(spec: ContainerSpec) -> dict[str, str]:
         "memory": str(spec.memory_mb),
         "net0": f"name=eth0,bridge=vmbr0,firewall=1,hwaddr={mac_for(spec.vmid)},ip=dhcp,type=veth",
         "ostype": "debian",
-        "rootfs": f"local-lvm:vm-{spec.vmid}-disk-0,size=8G",
+        "rootfs": f"local-lvm:{'base' if spec.template else 'vm'}-{spec.vmid}-disk-0,size=8G",
         "swap": str(spec.swap_mb),
         "unprivileged": "1",
     }
@@ -134,6 +138,8 @@ def _spec_keys(spec: ContainerSpec) -> dict[str, str]:
         keys["cpulimit"] = f"{spec.cpulimit:g}"
     if spec.snapshots:
         keys["parent"] = spec.snapshots[-1]
+    if spec.template:
+        keys["template"] = "1"
     return keys
 
 
@@ -231,14 +237,24 @@ def _write_wrapper(wrapper: Path, module: str, root: Path) -> Path:
     return wrapper
 
 
-def _make_layout(root: Path, node_name: str, host_cores: int, host_memory_mb: int) -> None:
+def _link(path: Path, target: str | Path) -> None:
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    path.symlink_to(target)
+
+
+def _make_layout(
+    root: Path, node_name: str, host_cores: int, host_memory_mb: int, cluster_dir: Path | None = None
+) -> None:
+    if cluster_dir is not None:  # pmxcfs is cluster-wide: nodes/ and the cluster files are shared
+        (root / "etc" / "pve").mkdir(parents=True, exist_ok=True)
+        (cluster_dir / "nodes").mkdir(parents=True, exist_ok=True)
+        for name in ("nodes", *CLUSTER_FILES):
+            _link(root / "etc" / "pve" / name, cluster_dir / name)
     node_dir = root / "etc" / "pve" / "nodes" / node_name / "lxc"
     node_dir.mkdir(parents=True, exist_ok=True)
     for link, target in (("lxc", f"nodes/{node_name}/lxc"), ("local", f"nodes/{node_name}")):
-        path = root / "etc" / "pve" / link
-        if path.is_symlink() or path.exists():
-            path.unlink()
-        path.symlink_to(target)
+        _link(root / "etc" / "pve" / link, target)
     (root / "etc" / "hostname").write_text(f"{node_name}\n", encoding="utf-8")
     for sub in (
         "proc",
@@ -261,15 +277,17 @@ def build_node(
     host_cores: int,
     host_memory_mb: int,
     containers: list[ContainerSpec],
+    cluster_dir: Path | None = None,
 ) -> SimNode:
-    """Create (or refresh) a node tree under `root` holding exactly `containers`."""
+    """Create (or refresh) a node tree under `root` holding exactly `containers`.
+    With `cluster_dir`, the node joins that cluster's shared /etc/pve (see build_cluster)."""
     if host_cores < 1 or host_memory_mb < 16:
         raise ValueError("a node needs at least 1 core and 16 MB")
     vmids = [c.vmid for c in containers]
     if len(set(vmids)) != len(vmids):
         raise ValueError(f"duplicate vmids in {sorted(vmids)}")
     root = Path(root).resolve()
-    _make_layout(root, node_name, host_cores, host_memory_mb)
+    _make_layout(root, node_name, host_cores, host_memory_mb, cluster_dir)
     for spec in containers:
         raw = render_conf(spec)
         write_atomic(paths.conf_path(str(root), spec.vmid), raw)
@@ -280,3 +298,88 @@ def build_node(
     write_pct_wrapper(root)
     write_pvesh_wrapper(root)
     return SimNode(root, node_name, host_cores, host_memory_mb)
+
+
+# ----------------------------------------------------------------------------- clusters
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    host_cores: int
+    host_memory_mb: int
+    containers: tuple[ContainerSpec, ...] = ()
+
+
+class SimCluster:
+    """Several simulated nodes sharing one /etc/pve: `<root>/pmxcfs` holds `nodes/` and
+    the cluster files, `<root>/<node>` is each node's root (a SimNode)."""
+
+    def __init__(self, root: Path, nodes: dict[str, SimNode]) -> None:
+        self.root = root
+        self.nodes = nodes
+
+    @property
+    def pmxcfs_dir(self) -> Path:
+        return self.root / "pmxcfs"
+
+    def node(self, name: str) -> SimNode:
+        return self.nodes[name]
+
+    def where(self, vmid: int) -> str | None:
+        """The node whose directory holds the CT's config (None: no such CT)."""
+        for name in sorted(self.nodes):
+            if (self.pmxcfs_dir / "nodes" / name / "lxc" / f"{vmid}.conf").exists():
+                return name
+        return None
+
+    def vmids(self) -> dict[int, str]:
+        """Every CT of the cluster -> its node."""
+        return {vmid: name for name, node in self.nodes.items() for vmid in node.vmids()}
+
+    def write_cluster_file(self, name: str, text: str) -> None:
+        """Write `datacenter.cfg` or `storage.cfg`, seen by every node."""
+        if name not in CLUSTER_FILES:
+            raise ValueError(f"{name} is not one of {CLUSTER_FILES}")
+        write_atomic(str(self.pmxcfs_dir / name), text)
+
+    @classmethod
+    def open(cls, root: Path) -> SimCluster:
+        root = Path(root).resolve()
+        names = sorted(p.name for p in (root / "pmxcfs" / "nodes").iterdir() if p.is_dir())
+        return cls(root, {name: SimNode.open(root / name) for name in names})
+
+
+def build_cluster(
+    root: Path,
+    nodes: list[NodeSpec],
+    *,
+    datacenter_cfg: str | None = None,
+    storage_cfg: str | None = None,
+) -> SimCluster:
+    """Build a cluster of simulated nodes under `root` (see SimCluster for the layout).
+    Vmids are unique across the cluster, as pmxcfs's vmlist requires."""
+    names = [n.name for n in nodes]
+    if not nodes or len(set(names)) != len(names):
+        raise ValueError(f"a cluster needs distinct node names, got {names}")
+    vmids = [c.vmid for n in nodes for c in n.containers]
+    if len(set(vmids)) != len(vmids):
+        raise ValueError(f"vmids must be unique across the cluster: {sorted(vmids)}")
+    root = Path(root).resolve()
+    shared = root / "pmxcfs"
+    (shared / "nodes").mkdir(parents=True, exist_ok=True)
+    for name, text in (("datacenter.cfg", datacenter_cfg), ("storage.cfg", storage_cfg)):
+        if text is not None:
+            write_atomic(str(shared / name), text)
+    built = {
+        spec.name: build_node(
+            root / spec.name,
+            node_name=spec.name,
+            host_cores=spec.host_cores,
+            host_memory_mb=spec.host_memory_mb,
+            containers=list(spec.containers),
+            cluster_dir=shared,
+        )
+        for spec in nodes
+    }
+    return SimCluster(root, built)
