@@ -98,36 +98,64 @@ def nextid(root: str, vmid: str | None) -> tuple[int, str]:
     return EXIT_ERROR, f"unable to get any free VMID in range [{lower}, {upper}]"
 
 
-def _get_nextid(root: str, options: list[str]) -> tuple[int, str]:
-    vmid: str | None = None
-    fmt = "text"
+class _OptionError(Exception):
+    """Getopt's complaint, printed before `400 unable to parse option`."""
+
+
+def _options(options: list[str], known: tuple[str, ...]) -> dict[str, str]:
+    """`--name value` / `--name=value` pairs of the API method's parameters."""
+    out: dict[str, str] = {}
     i = 0
     while i < len(options):
         name, eq, value = options[i].lstrip("-").partition("=")
         if not eq:
             if i + 1 >= len(options):
-                sys.stderr.write(f"Option {name} requires an argument\n400 unable to parse option\n")
-                return EXIT_ERROR, ""
+                raise _OptionError(f"Option {name} requires an argument")
             value = options[i + 1]
             i += 1
         i += 1
-        if name == "vmid":
-            vmid = value
-        elif name == "output-format":
-            fmt = value
-        else:
-            sys.stderr.write(f"Unknown option: {name}\n400 unable to parse option\n")
-            return EXIT_ERROR, ""
-    code, result = nextid(root, vmid)
+        if name not in known:
+            raise _OptionError(f"Unknown option: {name}")
+        out[name] = value
+    return out
+
+
+def _get_nextid(root: str, opts: dict[str, str]) -> tuple[int, str]:
+    code, result = nextid(root, opts.get("vmid"))
     if code == 400:
         sys.stderr.write(f"400 Parameter verification failed.\n{result}\n")
         return EXIT_ERROR, ""
     if code:
         sys.stderr.write(f"{result}\n")
         return EXIT_ERROR, ""
-    if fmt in ("json", "json-pretty"):
+    if opts.get("output-format") in ("json", "json-pretty"):
         return 0, json.dumps(result) + "\n"
     return 0, result + "\n"  # text: a scalar is printed as it is
+
+
+def _get_resources(root: str, opts: dict[str, str]) -> tuple[int, str]:
+    kind = opts.get("type")
+    if kind is not None and kind not in _TYPES:
+        sys.stderr.write(
+            "400 Parameter verification failed.\n"
+            f"type: value '{kind}' does not have a value in the enumeration '{', '.join(_TYPES)}'\n"
+        )
+        return EXIT_ERROR, ""
+    data = resources(root, kind)
+    fmt = opts.get("output-format", "text")
+    if fmt == "json-pretty":
+        return 0, json.dumps(data, indent=4, sort_keys=True) + "\n"
+    if fmt != "json":
+        sys.stderr.write("simnode: only --output-format json and json-pretty are simulated\n")
+        return EXIT_ERROR, ""
+    return 0, json.dumps(data, separators=(",", ":")) + "\n"
+
+
+# path -> (handler, the method's parameters besides the format options)
+_PATHS = {
+    "/cluster/nextid": (_get_nextid, ("vmid",)),
+    "/cluster/resources": (_get_resources, ("type",)),
+}
 
 
 def _usage() -> str:
@@ -139,44 +167,16 @@ def run(root: str, argv: list[str]) -> tuple[int, str]:
         sys.stderr.write(f"simnode: 'pvesh {' '.join(argv[:1])}' is not simulated\n{_usage()}")
         return EXIT_ERROR, ""
     path, options = argv[1], argv[2:]
-    if path.rstrip("/") == "/cluster/nextid":
-        return _get_nextid(root, options)
-    if path.rstrip("/") != "/cluster/resources":
+    if path.rstrip("/") not in _PATHS:
         sys.stderr.write(f"simnode: 'pvesh get {path}' is not simulated\n")
         return EXIT_ERROR, ""
-    kind: str | None = None
-    fmt = "text"
-    i = 0
-    while i < len(options):
-        opt = options[i].lstrip("-")
-        name, eq, value = opt.partition("=")
-        if not eq:
-            if i + 1 >= len(options):
-                sys.stderr.write(f"Option {name} requires an argument\n400 unable to parse option\n")
-                return EXIT_ERROR, ""
-            value = options[i + 1]
-            i += 1
-        i += 1
-        if name == "type":
-            if value not in _TYPES:
-                sys.stderr.write(
-                    "400 Parameter verification failed.\n"
-                    f"type: value '{value}' does not have a value in the enumeration '{', '.join(_TYPES)}'\n"
-                )
-                return EXIT_ERROR, ""
-            kind = value
-        elif name == "output-format":
-            fmt = value
-        else:
-            sys.stderr.write(f"Unknown option: {name}\n400 unable to parse option\n")
-            return EXIT_ERROR, ""
-    data = resources(root, kind)
-    if fmt == "json-pretty":
-        return 0, json.dumps(data, indent=4, sort_keys=True) + "\n"
-    if fmt != "json":
-        sys.stderr.write("simnode: only --output-format json and json-pretty are simulated\n")
+    handler, params = _PATHS[path.rstrip("/")]
+    try:
+        opts = _options(options, (*params, "output-format"))
+    except _OptionError as exc:
+        sys.stderr.write(f"{exc}\n400 unable to parse option\n")
         return EXIT_ERROR, ""
-    return 0, json.dumps(data, separators=(",", ":")) + "\n"
+    return handler(root, opts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,12 @@ a resize changes what is measured next as on a real node, and only once it is en
   then the service OOM-killed); a killed service restarts after RESTART_S and grows
   back to its demand (`WorkloadDriver.kills` counts the kills it saw);
 - PSI and memory.events show the shortfall when demand exceeds the limits.
+- boot: a container (re)started while the driver runs serves no load for the node's
+  `settings.boot_s` (it holds BASE_ANON_MB of memory and no CPU), then its load starts;
+- groups (`GroupLoad`): a named total load spread evenly over the group's members that
+  are running and booted (every CT whose `tags` hold the group's tag, on every node the
+  driver drives), so a group that gains a member gives each member a smaller share; a
+  container with its own profile is not a group member;
 - noise (optional): each tick, each container's CPU demand is multiplied by a factor
   drawn uniformly from [1 - noise, 1 + noise] (seeded, so a run can be repeated); the
   mean load stays the profile's, the short-term swings are what a real service shows.
@@ -28,11 +34,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from simnode import cgroup, paths, pvestatd, settings
+from simnode import cgroup, paths, pvestatd, schema, settings
 from simnode.atomic import read_text, write_atomic
 from simnode.tree import SimNode, render_meminfo
 
@@ -88,6 +94,17 @@ class LoadProfile:
         return used
 
 
+@dataclass(frozen=True)
+class GroupLoad:
+    """A load spread over a group: each phase's `cpu_cores_demand` is the group's total,
+    `memory_mb_demand` and `cache_mb` are each member's. Members: running, booted CTs
+    whose config `tags` hold `tag` (a load balancer's backends)."""
+
+    name: str
+    tag: str
+    profile: LoadProfile
+
+
 class _Limits:
     __slots__ = ("cores", "memory_mb", "swap_mb")
 
@@ -141,22 +158,36 @@ def _next_psi(prev: list[float], stall_pct: float, dt: float) -> tuple[float, fl
     return avgs[0], avgs[1], avgs[2], total
 
 
+def _start_stamp(root: str, vmid: int) -> str:
+    """When the CT was last started (written by `pct start`); "" when unknown."""
+    try:
+        return read_text(paths.start_time_path(root, vmid)).strip()
+    except OSError:
+        return ""
+
+
 class WorkloadDriver:
     def __init__(
         self,
-        node: SimNode,
+        node: SimNode | Sequence[SimNode],
         profiles: dict[int, LoadProfile],
         clock: Callable[[], float],
         *,
         noise: float = 0.0,
         seed: int = 0,
+        groups: Sequence[GroupLoad] = (),
     ) -> None:
         if not 0.0 <= noise < 1.0:
             raise ValueError("noise must be in [0, 1)")
-        self.node = node
+        # One node, or several nodes of a cluster (vmids are unique across them).
+        self.nodes = [node] if isinstance(node, SimNode) else list(node)
+        if not self.nodes:
+            raise ValueError("a workload needs at least one node")
+        self.node = self.nodes[0]
         self.profiles = dict(profiles)
+        self.groups = tuple(groups)
         self.clock = clock
-        self._root = str(node.root)
+        self._root = str(self.node.root)
         self._t = 0.0  # profile time: seconds since the driver started
         self._last = clock()
         self._carry: dict[int, float] = {}  # sub-microsecond CPU left over per CT
@@ -169,10 +200,57 @@ class WorkloadDriver:
         # pvestatd runs beside the load, on the same clock: first pass one period in.
         self.pvestatd_period_s = settings.pvestatd_period_s(self._root)
         self._next_pvestatd = self.pvestatd_period_s
+        # Boot: each running CT's start stamp and when (profile time) it serves load.
+        # Those running when the driver starts are up already.
+        self._started: dict[int, str] = {}
+        self._ready_at: dict[int, float] = {}
+        for sim in self.nodes:
+            for vmid in self._running_vmids(sim):
+                self._started[vmid] = _start_stamp(str(sim.root), vmid)
+                self._ready_at[vmid] = 0.0
+        self.shares: dict[int, float] = {}  # CPU demand each CT got on the last tick
+
+    @staticmethod
+    def _running_vmids(sim: SimNode) -> list[int]:
+        try:
+            return [vmid for vmid in sim.vmids() if sim.is_running(vmid)]
+        except FileNotFoundError:
+            return []
+
+    def booted(self, vmid: int) -> bool:
+        """Whether a running CT has finished booting (by the driver's clock)."""
+        return self._t >= self._ready_at.get(vmid, math.inf)
+
+    def _note_boots(self, sim: SimNode, running: list[int]) -> None:
+        boot_s = settings.boot_s(str(sim.root))
+        for vmid in running:
+            stamp = _start_stamp(str(sim.root), vmid)
+            if self._started.get(vmid) != stamp:  # started (or restarted) since the last tick
+                self._started[vmid] = stamp
+                self._ready_at[vmid] = self._t + boot_s
+
+    def _group_members(self, running: dict[int, SimNode]) -> dict[int, GroupLoad]:
+        """Booted, running CTs without a profile of their own -> their group."""
+        out: dict[int, GroupLoad] = {}
+        if not self.groups:
+            return out
+        for vmid, sim in running.items():
+            if vmid in self.profiles or not self.booted(vmid):
+                continue
+            try:
+                tags = schema.split_list(sim.read_conf(vmid).get("tags", ""))
+            except OSError:
+                continue
+            for group in self.groups:
+                if group.tag.lower() in (t.lower() for t in tags):
+                    out[vmid] = group
+                    break
+        return out
 
     def run_pvestatd(self) -> None:
-        """Run one pvestatd pass now (status for pvesh, cpuset rebalance)."""
-        pvestatd.run_pass(self._root, self._t)
+        """Run one pvestatd pass now on every node (status for pvesh, cpuset rebalance)."""
+        for sim in self.nodes:
+            pvestatd.run_pass(str(sim.root), self._t)
 
     @property
     def elapsed(self) -> float:
@@ -182,24 +260,40 @@ class WorkloadDriver:
         """Account `dt_seconds` of load for every running container, then host totals."""
         if dt_seconds < 0:
             raise ValueError("time only moves forward")
-        used_kb = cache_kb = 0
-        for vmid, profile in sorted(self.profiles.items()):
-            if not self.node.is_running(vmid):
+        running: dict[int, SimNode] = {}
+        for sim in self.nodes:
+            vmids = self._running_vmids(sim)
+            self._note_boots(sim, vmids)
+            running.update(dict.fromkeys(vmids, sim))
+        members = self._group_members(running)
+        counts: dict[str, int] = {}
+        for member_of in members.values():
+            counts[member_of.name] = counts.get(member_of.name, 0) + 1
+        totals = {str(sim.root): [0, 0] for sim in self.nodes}
+        self.shares = {}
+        for vmid, sim in sorted(running.items()):
+            group = members.get(vmid)
+            profile = group.profile if group else self.profiles.get(vmid)
+            if profile is None:
                 continue
+            share = 1.0 / counts[group.name] if group else 1.0
+            booting = not self.booted(vmid)
             try:
-                anon, cache = self._advance_one(vmid, profile, dt_seconds)
+                anon, cache = self._advance_one(sim, vmid, profile, dt_seconds, share, booting)
             except FileNotFoundError:
                 continue  # stopped mid-tick
-            used_kb += anon * 1024
-            cache_kb += cache * 1024
+            self.shares[vmid] = 0.0 if booting else profile.phase_at(self._t)[0].cpu_cores_demand * share
+            totals[str(sim.root)][0] += anon * 1024
+            totals[str(sim.root)][1] += cache * 1024
         self._t += dt_seconds
         if self._t >= self._next_pvestatd:
             self.run_pvestatd()
             self._next_pvestatd = self._t + self.pvestatd_period_s
-        write_atomic(
-            paths.meminfo_path(self._root),
-            render_meminfo(self.node.host_memory_mb, used_kb, cache_kb),
-        )
+        for sim in self.nodes:
+            used_kb, cache_kb = totals[str(sim.root)]
+            write_atomic(
+                paths.meminfo_path(str(sim.root)), render_meminfo(sim.host_memory_mb, used_kb, cache_kb)
+            )
 
     def advance_to_now(self) -> float:
         """Advance by the clock time since the last call; returns that dt."""
@@ -209,17 +303,25 @@ class WorkloadDriver:
         self.advance(dt)
         return dt
 
-    def _advance_one(self, vmid: int, profile: LoadProfile, dt: float) -> tuple[int, int]:
-        limits = _read_limits(self._root, vmid, self.node.host_cores)
+    def _advance_one(
+        self, sim: SimNode, vmid: int, profile: LoadProfile, dt: float, share: float, booting: bool
+    ) -> tuple[int, int]:
+        root = str(sim.root)
+        limits = _read_limits(root, vmid, sim.host_cores)
         if limits is None:
             return 0, 0
-        directory = paths.cgroup_dir(self._root, vmid)
-        self._add_cpu(vmid, directory, profile, limits, dt)
+        directory = paths.cgroup_dir(root, vmid)
+        self._add_cpu(vmid, directory, profile, limits, dt, 0.0 if booting else share)
         phase, _ = profile.phase_at(self._t + dt)
-        return self._set_memory(vmid, directory, phase, limits, dt)
+        if booting:  # a booting CT holds its base memory only; its service is not up yet
+            phase = Phase(phase.duration_s, 0.0, cgroup.BASE_ANON_MB, 0)
+        return self._set_memory(root, vmid, directory, phase, limits, dt)
 
-    def _add_cpu(self, vmid: int, directory: str, profile: LoadProfile, limits: _Limits, dt: float) -> None:
+    def _add_cpu(
+        self, vmid: int, directory: str, profile: LoadProfile, limits: _Limits, dt: float, share: float = 1.0
+    ) -> None:
         factor = 1.0 + self._random.uniform(-self.noise, self.noise) if self.noise else 1.0
+        factor *= share
         used = profile.cpu_seconds(self._t, dt, limits.cores, factor) * 1e6 + self._carry.get(vmid, 0.0)
         inc = int(used)
         self._carry[vmid] = used - inc
@@ -235,22 +337,22 @@ class WorkloadDriver:
         self._write_psi(os.path.join(directory, "cpu.pressure"), stall, 0.0, dt)
 
     def _set_memory(
-        self, vmid: int, directory: str, phase: Phase, limits: _Limits, dt: float
+        self, root: str, vmid: int, directory: str, phase: Phase, limits: _Limits, dt: float
     ) -> tuple[int, int]:
         """Returns (anon MB, cache MB) now resident."""
         self._note_kills(vmid, directory)
         demand = phase.memory_mb_demand
         if self._t < self._down_until.get(vmid, -1.0):
             demand = min(demand, cgroup.BASE_ANON_MB)  # the service is restarting
-        cgroup.write_memory(self._root, vmid, demand * MIB, phase.cache_mb * MIB)
+        cgroup.write_memory(root, vmid, demand * MIB, phase.cache_mb * MIB)
         write_atomic(os.path.join(directory, "memory.swap.current"), "0\n")
-        cgroup.enforce_memory_max(self._root, vmid)
+        cgroup.enforce_memory_max(root, vmid)
         self._note_kills(vmid, directory)
         stat = cgroup.parse_kv(read_text(os.path.join(directory, "memory.stat")))
         anon, cache = stat.get("anon", 0) // MIB, stat.get("file", 0) // MIB
         self._bump_events(directory, phase, limits.memory_mb)
         overflow = max(phase.memory_mb_demand - limits.memory_mb, 0)
-        stall = overflow / phase.memory_mb_demand * 100 if overflow else 0.0
+        stall = overflow / phase.memory_mb_demand * 100 if overflow and phase.memory_mb_demand else 0.0
         self._write_psi(os.path.join(directory, "memory.pressure"), stall, stall / 2, dt)
         return anon, cache
 
@@ -321,15 +423,17 @@ def main(argv: list[str] | None = None) -> int:
         node = SimNode.open(args.root)  # already built (e.g. by the demo): keep its state
     else:
         node = scenario.build(args.root)
-    driver = WorkloadDriver(node, scenario.profiles, time.monotonic, noise=args.noise, seed=args.seed)
+    driver = WorkloadDriver(
+        node, scenario.profiles, time.monotonic, noise=args.noise, seed=args.seed, groups=scenario.groups
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if args.duration is not None:
         threading.Timer(args.duration, stop.set).start()
     print(
-        f"simnode workload: {len(scenario.profiles)} containers on {node.node_name}, "
-        f"tick {args.tick}s, root {node.root}",
+        f"simnode workload: {len(scenario.profiles)} containers, {len(scenario.groups)} groups "
+        f"on {node.node_name}, tick {args.tick}s, root {node.root}",
         flush=True,
     )
     driver.run(stop, tick_s=args.tick)

@@ -240,18 +240,23 @@ def test_linked_clone_of_a_template(cluster: SimCluster) -> None:
     assert pve1.read_conf(200)["template"] == "1"
 
 
-def test_locks_during_a_clone_are_proxmoxs(cluster: SimCluster) -> None:
-    """clone_vm: the source holds `lock: disk`, the new config only `lock: create` (and no
-    rootfs) while the disk is copied; other changes to either are refused meanwhile."""
-    pve1 = cluster.node("pve1")
-    settings.configure(pve1.root, clone_s=3.0)
-    assert pct(pve1, "snapshot", "101", "base").returncode == 0
-    proc = subprocess.Popen(
-        [str(pve1.pct_path), "clone", "101", "105", "--snapname", "base"],
+def start_slow_clone(node: SimNode, clone_s: float) -> subprocess.Popen[str]:
+    """`pct clone 101 105 --snapname base` whose disk copy takes `clone_s` seconds."""
+    settings.configure(node.root, clone_s=clone_s)
+    assert pct(node, "snapshot", "101", "base").returncode == 0
+    return subprocess.Popen(
+        [str(node.pct_path), "clone", "101", "105", "--snapname", "base"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_locks_during_a_clone_are_proxmoxs(cluster: SimCluster) -> None:
+    """clone_vm: the source holds `lock: disk`, the new config only `lock: create` (and no
+    rootfs) while the disk is copied; other changes to either are refused meanwhile."""
+    pve1 = cluster.node("pve1")
+    proc = start_slow_clone(pve1, 3.0)
     try:
         new_conf = cluster.pmxcfs_dir / "nodes" / "pve1" / "lxc" / "105.conf"
         deadline = time.monotonic() + 10
@@ -278,14 +283,7 @@ def test_locks_during_a_clone_are_proxmoxs(cluster: SimCluster) -> None:
 
 def test_sigterm_during_the_copy_cleans_up_as_proxmox(cluster: SimCluster) -> None:
     pve1 = cluster.node("pve1")
-    settings.configure(pve1.root, clone_s=5.0)
-    assert pct(pve1, "snapshot", "101", "base").returncode == 0
-    proc = subprocess.Popen(
-        [str(pve1.pct_path), "clone", "101", "105", "--snapname", "base"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_slow_clone(pve1, 5.0)
     deadline = time.monotonic() + 10
     while "lock" not in pve1.read_conf(101) or 105 not in cluster.vmids():
         assert time.monotonic() < deadline
