@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from simnode import access, cgroup, conffile, paths, pct, schema
+from simnode import access, cgroup, conffile, paths, pct, pvesh, schema
 from simnode.atomic import append_line, read_text
 from simnode.tls import TlsFiles
 
@@ -165,6 +165,7 @@ class ProxmoxApiDouble:
             ("GET", re.compile(rf"^/nodes/{node}/tasks/(?P<upid>[^/]+)/status$"), self.task_status),
             ("GET", re.compile(rf"^/nodes/{node}/status$"), self.node_status),
             ("GET", re.compile(r"^/cluster/resources$"), self.resources),
+            ("GET", re.compile(r"^/cluster/nextid$"), self.nextid),
         ]
 
     def handle(self, method: str, path: str, params: dict[str, str], auth: str | None) -> tuple[str, Any]:
@@ -337,6 +338,16 @@ class ProxmoxApiDouble:
             "uptime": int(time.monotonic()),
             "pveversion": "pve-manager/8.3.0/simnode",
         }
+
+    def nextid(self, who: str, params: dict[str, str]) -> str:
+        """`GET /cluster/nextid` (`permissions => { user => 'all' }`): as `pvesh get`."""
+        code, result = pvesh.nextid(self.root, params.get("vmid"))
+        if code == 400:
+            name, _, message = result.partition(": ")
+            raise _param_error({name: message})
+        if code:
+            raise pct.PctError(result)
+        return result
 
     def resources(self, who: str, params: dict[str, str]) -> list[dict[str, Any]]:
         kind = params.get("type")

@@ -132,3 +132,12 @@ def test_the_resource_list_reports_each_container_like_cluster_resources(tmp_pat
         [entry] = client(pve).request("GET", "/cluster/resources", {"type": "vm"}).data
     assert entry["id"] == "lxc/101" and entry["type"] == "lxc" and entry["node"] == "pve1"
     assert (entry["maxcpu"], entry["maxmem"], entry["status"]) == (2, 1024 * 1024 * 1024, "running")
+
+
+def test_nextid_answers_as_the_cluster_api(pve: PveApi) -> None:
+    api = client(pve)
+    assert api.request("GET", "/cluster/nextid").data == "100"  # a string, as Proxmox sends it
+    assert api.request("GET", "/cluster/nextid", {"vmid": "150"}).data == "150"
+    taken = api.request("GET", "/cluster/nextid", {"vmid": "101"})
+    assert taken.error_text().startswith("400 Parameter verification failed.")
+    assert taken.errors == {"vmid": "VM 101 already exists"}

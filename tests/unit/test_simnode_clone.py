@@ -256,7 +256,7 @@ def test_locks_during_a_clone_are_proxmoxs(cluster: SimCluster) -> None:
     """clone_vm: the source holds `lock: disk`, the new config only `lock: create` (and no
     rootfs) while the disk is copied; other changes to either are refused meanwhile."""
     pve1 = cluster.node("pve1")
-    proc = start_slow_clone(pve1, 3.0)
+    proc = start_slow_clone(pve1, 6.0)  # long enough for the checks below on a busy machine
     try:
         new_conf = cluster.pmxcfs_dir / "nodes" / "pve1" / "lxc" / "105.conf"
         deadline = time.monotonic() + 10
