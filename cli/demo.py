@@ -5,6 +5,9 @@ scripted load, runs the workload driver, collector, decider replicas and actuato
 as separate processes, prints every scaling event as it happens and ends with
 
     summary: intents=N applied=N skipped=N failed=N scale_up=N scale_down=N
+
+with ` scale_out=N scale_in=N` added for a scenario with horizontal groups
+(`--scenario horizontal`: a group cloned out under load and back in when it ends).
 """
 
 from __future__ import annotations
@@ -35,14 +38,20 @@ from shared.event_text import format_line
 from shared.models import ScaleEvent
 from shared.provisioning import provision
 
-SCENARIO = Path(__file__).resolve().parent.parent / "simnode" / "scenarios" / "demo.json"
+SCENARIOS = Path(__file__).resolve().parent.parent / "simnode" / "scenarios"
+SCENARIO = SCENARIOS / "demo.json"
 COLLECT_INTERVAL_S = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=80.0, help="stop after this many seconds")
+    parser.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: 80, 150 with groups)"
+    )
     parser.add_argument("--forever", action="store_true", help="run until Ctrl-C")
-    parser.add_argument("--scenario", type=Path, default=SCENARIO, help="simulated node and load")
+    parser.add_argument(
+        "--scenario", type=scenario_path, default=SCENARIO,
+        help="simulated node and load: a JSON file or a bundled name (demo, horizontal)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="keep the node, config and logs here")
     parser.add_argument("--deciders", type=int, default=2, help="decider replicas to run")
     parser.add_argument(
@@ -58,6 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def scenario_path(text: str) -> Path:
+    """A scenario file, or the name of one in simnode/scenarios/."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    named = SCENARIOS / f"{text}.json"
+    if "/" not in text and named.is_file():
+        return named
+    bundled = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.json")))
+    raise argparse.ArgumentTypeError(f"no scenario {text!r}: give a JSON file or one of {bundled}")
+
+
 @dataclass
 class Tally:
     intents: set[str] = field(default_factory=set)
@@ -66,6 +87,9 @@ class Tally:
     )
     scale_up: int = 0
     scale_down: int = 0
+    horizontal: bool = False  # the scenario has groups: count and show scale-outs and -ins
+    scale_out: int = 0
+    scale_in: int = 0
     last_activity: float = field(default_factory=time.monotonic)
 
     def summary(self) -> str:
@@ -73,16 +97,50 @@ class Tally:
         return (
             f"summary: intents={len(self.intents)} applied={o['applied']} skipped={o['skipped']} "
             f"failed={o['failed'] + o['rejected']} scale_up={self.scale_up} scale_down={self.scale_down}"
-        )
+        ) + (f" scale_out={self.scale_out} scale_in={self.scale_in}" if self.horizontal else "")
 
     def planned_outcome_reached(self) -> bool:
+        if self.horizontal:
+            return self.scale_out >= 1 and self.scale_in >= 1
         return self.scale_up >= 1 and self.scale_down >= 1
+
+
+def _in_a_group(scenario: dict[str, Any], container: dict[str, Any]) -> bool:
+    tags = str(container.get("tags") or "").split(";")
+    return any(load["tag"] in tags for load in scenario.get("groups") or [])
+
+
+def _group_sections(scenario: dict[str, Any]) -> dict[str, Any]:
+    """For each load group of the scenario (simnode spreads its load over the members,
+    the containers with its tag), a HORIZONTAL_SCALING_GROUP whose source is the first
+    member, with periods short enough to show a scale-out and a scale-in in two minutes.
+    The vertical policy keeps its hands off every container that could be a member (a
+    tier with `pause: all`), so what the demo shows is the group's own doing."""
+    sections: dict[str, Any] = {}
+    for load in scenario.get("groups") or []:
+        members = [c["vmid"] for c in scenario["containers"] if _in_a_group(scenario, c)
+                   and load["tag"] in str(c.get("tags")).split(";")]  # fmt: skip
+        if members:
+            sections[f"HORIZONTAL_SCALING_GROUP_{load['name']}"] = {
+                "base_snapshot_name": str(members[0]), "lxc_containers": members[1:],
+                "min_instances": 1, "max_instances": 3,
+                "horiz_cpu_upper_threshold": 80, "horiz_cpu_lower_threshold": 20,
+                "horiz_memory_upper_threshold": 90, "horiz_memory_lower_threshold": 60,
+                "scale_out_grace_period": 8, "scale_in_grace_period": 8,
+                "ready_after_s": 2 * COLLECT_INTERVAL_S, "action_timeout_s": 60,
+            }  # fmt: skip
+    if sections:
+        others = {c["vmid"] for c in scenario["containers"] if not _in_a_group(scenario, c)}
+        candidates = sorted(set(range(100, 1000)) - others)
+        sections["TIER_horizontal"] = {"lxc_containers": candidates, "pause": "all"}
+    return sections
 
 
 def demo_config(scenario: dict[str, Any], node_root: Path, pct_path: Path) -> dict[str, Any]:
     """A policy that shows the behaviour within a minute: short intervals and windows."""
-    vmids = [c["vmid"] for c in scenario["containers"]]
-    return {
+    groups = _group_sections(scenario)
+    vmids = [c["vmid"] for c in scenario["containers"] if not _in_a_group(scenario, c)]
+    return groups | {
         "DEFAULT": {
             "cpu_upper_threshold": 80,
             "cpu_lower_threshold": 20,
@@ -145,6 +203,9 @@ class Demo:
         from simnode.scenario import build_scenario
 
         scenario = json.loads(self.args.scenario.read_text())
+        self.tally.horizontal = bool(scenario.get("groups"))
+        if self.args.duration is None:
+            self.args.duration = 150.0 if self.tally.horizontal else 80.0
         node, _profiles = build_scenario(self.workdir / "node", self.args.scenario)
         config_path = self.workdir / "config.yaml"
         config = demo_config(scenario, node.root, node.pct_path)
@@ -232,6 +293,9 @@ class Demo:
         self.tally.outcomes[event.outcome] += 1
         self.tally.scale_up += int(event.scaled_up)
         self.tally.scale_down += int(event.scaled_down)
+        if event.group is not None and event.outcome == "applied" and not event.dry_run:
+            self.tally.scale_out += int(event.group.action == "scale-out")
+            self.tally.scale_in += int(event.group.action == "scale-in")
         self.tally.last_activity = time.monotonic()
         print(format_line(event), flush=True)
 
