@@ -1,8 +1,9 @@
 """Horizontal groups in a decider replica: the I/O around `group_policy.decide_group`.
 
-Every replica follows the latest sample of every node (an ordered consumer on the
-metrics stream, last message per node: the shared `deciders` consumer gives each
-replica only some samples) and the groups bucket. About once a second it decides each
+Every replica with a group configured follows the latest sample of every node (an
+ordered consumer on the metrics stream, last message per node: the shared `deciders`
+consumer gives each replica only some samples) and the groups bucket. About once a
+second it decides each
 configured group. Acting means first taking the group's `action.<group>` record with
 compare-and-set over the revision it read, then publishing the intent: of two replicas
 deciding the same group, only one wins the record, so one decision makes one intent.
@@ -54,8 +55,12 @@ class GroupCoordinator:
         self._watch_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Follow the groups bucket and every node's latest sample (again after a recovery)."""
+        """Forget what was followed (after a recovery); following starts at the first tick
+        with a group configured, so a decider without groups decodes no extra sample."""
         await self.stop()
+
+    async def _follow_all(self) -> None:
+        await self.stop()  # whatever a failed earlier attempt left
         self._kv = await self._js.key_value(subjects.GROUPS_BUCKET)
         self._watcher = await self._kv.watchall()
         ready = asyncio.get_running_loop().create_future()
@@ -73,10 +78,13 @@ class GroupCoordinator:
             self._subscription = None
         await stop_following(self._watch_task, self._watcher)
         self._watch_task = self._watcher = None
+        self._kv = None
 
     async def tick(self) -> None:
         """Decide every configured group once, acting on at most one action each."""
         view = self._view()
+        if self._subscription is None:
+            await self._follow_all()
         for name, group in view.config.groups.items():
             lock, _ = self.locks.get(name, (None, 0))
             record = self.records.get(name)
