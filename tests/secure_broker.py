@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.config import AutoscaleConfig
 from shared.embedded_broker import BrokerError, EmbeddedBroker, free_port, start_configured_broker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,12 +212,14 @@ class ShippedBroker:
         await provision_as_setup([self.url], self.nodes)
 
 
-async def provision_as_setup(urls: list[str], nodes: Iterable[str], replicas: int = 1) -> None:
-    """What `lxc-autoscale setup --node ...` does with the default settings and `replicas`."""
+async def provision_as_setup(
+    urls: list[str], nodes: Iterable[str], replicas: int = 1, config: AutoscaleConfig | None = None
+) -> None:
+    """What `lxc-autoscale setup --node ...` does with `config` (default: the defaults)
+    and `replicas`."""
     import nats
 
     from cli.setup import actuator_consumers
-    from shared.config import AutoscaleConfig
     from shared.provisioning import StreamSettings, provision
 
     client = await nats.connect(urls, connect_timeout=2, allow_reconnect=False)
@@ -224,7 +227,7 @@ async def provision_as_setup(urls: list[str], nodes: Iterable[str], replicas: in
         await provision(
             client.jetstream(),
             StreamSettings(replicas=replicas),
-            consumers=actuator_consumers(AutoscaleConfig(), list(nodes)),
+            consumers=actuator_consumers(config or AutoscaleConfig(), list(nodes)),
         )
     finally:
         await client.close()
@@ -298,6 +301,6 @@ class ShippedCluster:
         finally:
             await client.close()
 
-    async def provision(self, replicas: int) -> None:
+    async def provision(self, replicas: int, config: AutoscaleConfig | None = None) -> None:
         await self.wait_for_jetstream()
-        await provision_as_setup(self.urls_for("setup"), self.nodes, replicas)
+        await provision_as_setup(self.urls_for("setup"), self.nodes, replicas, config)

@@ -58,6 +58,7 @@ class DeciderService:
         self._next_groups = 0.0
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._failures = 0
+        self._resubscribe_failures = 0
         self._next_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -116,7 +117,9 @@ class DeciderService:
 
     async def _fetch(self, js: JetStreamContext) -> list[Msg]:
         """A batch, or nothing after a quiet second or a failure (counted; recovery after a few)."""
-        assert self._subscription is not None
+        if self._subscription is None:  # lost, and re-subscribing has not worked yet
+            await self._recover(js)
+            return []
         try:
             messages = await self._subscription.fetch(self.config.decider.batch, timeout=FETCH_TIMEOUT_S)
         except nats.errors.TimeoutError:
@@ -149,14 +152,22 @@ class DeciderService:
         return subscription
 
     async def _recover(self, js: JetStreamContext) -> None:
-        if self._subscription is not None:
+        """A new subscription. On a cluster the consumer may have no leader for a while after
+        a server is lost; a failed try leaves no subscription (fetching from the old one would
+        only time out, quietly, for ever) and the next tick tries again."""
+        old, self._subscription = self._subscription, None
+        if old is not None:
             with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
+                await old.unsubscribe()
         try:
             await self._follow(js)
             self._subscription = await self._subscribe(js)
+            self._resubscribe_failures = 0
         except Exception as exc:
-            log.warning("re-subscribing failed, will retry: %s", exc, extra={"event": "resubscribe_failed"})
+            self._resubscribe_failures += 1
+            log.warning("re-subscribing failed (%s), will retry: %s", self._resubscribe_failures, exc,
+                        extra={"event": "resubscribe_failed"})  # fmt: skip
+            await asyncio.sleep(min(0.5 * self._resubscribe_failures, 5.0))
 
     async def _close(self) -> None:
         await self.policy.stop()
