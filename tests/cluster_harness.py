@@ -18,7 +18,7 @@ from tests.secure_broker import ShippedBroker, ShippedCluster
 PROJECT = Path(__file__).resolve().parents[1]
 FAST_ACTUATOR = """\
 ACTUATOR:
-  command_timeout_s: 2
+  command_timeout_s: 10  # the simulated pct is a Python process; a busy machine is slow to start one
   max_attempts: 3
   backoff_initial_s: 0.05
   backoff_max_s: 0.2
