@@ -47,6 +47,31 @@ def actuator_process(
         )  # fmt: skip
 
 
+def decider_process(
+    cluster: ShippedCluster, config: Path, replica: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """`lxc-autoscale decider`, given every server's URL, logging to `log`."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "cli.main", "decider", "--config", str(config),
+                "--nats-url", cluster.url_for("decider"), "--replica-id", replica, "--log-format", "json",
+            ],
+            cwd=PROJECT, env=service_env(), stdout=subprocess.DEVNULL, stderr=sink,
+        )  # fmt: skip
+
+
+def logged_events(log: Path) -> list[str]:
+    """The `event` of every JSON line of a service's log."""
+    events = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            events.append(str(json.loads(line).get("event", "")))
+        except ValueError:
+            continue
+    return events
+
+
 def connection_names(server: ShippedBroker) -> list[str]:
     """The names of the clients connected to `server` (its monitoring endpoint)."""
     url = f"http://127.0.0.1:{server.monitor_port}/connz?limit=1024"

@@ -18,6 +18,7 @@ from shared.nats_settings import connect
 from shared.node_name import node_name
 from shared.provisioning import NotProvisionedError
 from shared.service_config import add_common_arguments, start_service
+from shared.startup import until_answered
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,12 @@ async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
     try:
         limits = await _host_limits(settings, executor)
         nc = await connect(config.nats, service="actuator")
-        actuator = await build_actuator(
-            nc=nc, node=node, settings=settings, executor=executor, limits=limits,
-            tiers=config, max_in_flight=args.max_in_flight,
+        actuator = await until_answered(
+            lambda: build_actuator(
+                nc=nc, node=node, settings=settings, executor=executor, limits=limits,
+                tiers=config, max_in_flight=args.max_in_flight,
+            ),
+            what=f"actuator for node {node} start-up",
         )  # fmt: skip
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -108,7 +108,7 @@ class SampleHandler:
             await self._refuse(msg, decision.refused, node_sample.node)
             return
         self._count(node_sample, decision)
-        await self._publish_then_ack(msg, decision.intents)
+        await self._publish_then_ack(msg, decision.intents, decision.resent)
 
     async def _decode(self, msg: Msg) -> NodeSample | None:
         try:
@@ -165,7 +165,11 @@ class SampleHandler:
                 raise StateUnavailable(f"state write failed ({why})") from exc
         raise StateUnavailable(f"state of {sample.sample_id} kept changing under us")
 
-    async def _publish_then_ack(self, msg: Msg, intents: Sequence[ScaleIntent]) -> None:
+    async def _publish_then_ack(
+        self, msg: Msg, intents: Sequence[ScaleIntent], resent: Sequence[ScaleIntent] = ()
+    ) -> None:
+        """Publish `intents` (new) and `resent` (decided before, same ids: the stream keeps
+        one copy), then acknowledge the sample."""
         try:
             futures = [
                 await self._js.publish_async(
@@ -173,7 +177,7 @@ class SampleHandler:
                     encode(intent),
                     headers={"Nats-Msg-Id": intent.intent_id},
                 )
-                for intent in intents
+                for intent in (*intents, *resent)
             ]
             await asyncio.gather(*futures)
         except Exception as exc:

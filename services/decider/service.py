@@ -28,6 +28,7 @@ from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
 from shared.observability import CONSUMER_BOUND, READINESS
 from shared.provisioning import StreamSettings, decider_consumer_config, verify
+from shared.startup import until_answered
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 1.0
@@ -65,19 +66,25 @@ class DeciderService:
         self.nc = await connect(self.config.nats, service=f"decider-{self.replica_id}")
         js = self.nc.jetstream()
         try:
-            await self._verify(js)
-            kv = await js.key_value(subjects.STATE_BUCKET)
-            self.store = StateStore(kv, self._clock, self._streams.state_ttl_s)
-            self.handler = SampleHandler(js, self.store, self.policy, self._clock, replica_id=self.replica_id)
-            self.groups = GroupCoordinator(js, lambda: self.policy.view, self._clock.now, self.replica_id)
-            await self._follow(js)
-            self._subscription = await self._subscribe(js)
+            await until_answered(lambda: self._prepare(js), what=f"decider {self.replica_id} start-up")
             log.info("decider %s ready", self.replica_id,
                      extra={"event": "ready", "policy_version": self.policy.view.version})  # fmt: skip
             while not stop.is_set():
                 await self.tick(js)
         finally:
             await self._close()
+
+    async def _prepare(self, js: JetStreamContext) -> None:
+        """Check what setup made, load state and policy, bind the samples consumer."""
+        await self._verify(js)
+        if self.store is not None:
+            await self.store.stop()  # an earlier try got as far as watching
+        kv = await js.key_value(subjects.STATE_BUCKET)
+        self.store = StateStore(kv, self._clock, self._streams.state_ttl_s)
+        self.handler = SampleHandler(js, self.store, self.policy, self._clock, replica_id=self.replica_id)
+        self.groups = GroupCoordinator(js, lambda: self.policy.view, self._clock.now, self.replica_id)
+        await self._follow(js)
+        self._subscription = await self._subscribe(js)
 
     async def _verify(self, js: JetStreamContext) -> None:
         """What this service uses must exist as setup made it (NotProvisionedError if not)."""

@@ -7,7 +7,8 @@ server's URL. While it runs, one part at a time is SIGKILLed and started again: 
 server (every other time the leader of a stream), a decider, an actuator or a collector.
 Then the load stops, the system drains, and every intent is accounted for:
 
-- each intent published has exactly one event, and no event is for an unknown intent;
+- each intent published has exactly one event, and no event is for an unknown intent
+  (one published while its stream had no leader is sent again and must be answered too);
 - each container was changed by `pct set` exactly as often as it has applied events
   (the simulator's pct log is the witness), and its config is what its last applied
   event says;
@@ -321,8 +322,8 @@ class ChaosRun:
             per_intent[event.intent_id].append(event)
         problems = self.figures.problems
         # Every intent the stream stored has exactly one event. The witness also sees
-        # intents whose publish was not stored (the stream had no leader): the decider
-        # leaves that sample for redelivery, so those are decided again, not lost.
+        # publishes that were not stored (the stream had no leader): the decider sends
+        # those again from its state, so each of them must end up answered too.
         stored = (await js.stream_info(subjects.INTENTS_STREAM)).state.last_seq
         self.figures.intents = stored
         self.figures.unstored = len(set(witness.intents) - set(per_intent))
@@ -336,6 +337,8 @@ class ChaosRun:
             item = witness.intents[intent_id]
             when = f"{item.created_at:%H:%M:%S}"
             self.figures.unanswered.append(f"{item.node}/{item.vmid} {intent_id} at {when}")
+        if self.figures.unanswered:
+            problems.append(f"{len(self.figures.unanswered)} intents published but never stored and answered")
         for node in self.nodes:
             for vmid in node.sim.vmids():
                 applied = sorted(

@@ -16,7 +16,15 @@ from services.actuator.wiring import node_consumer
 from shared import subjects
 from shared.config import load_config
 from shared.provisioning import BUCKETS, ReplicasError, StreamSettings, provision
-from tests.cluster_harness import FAST_ACTUATOR, actuator_process, move_leader, server_of, stream_leader
+from tests.cluster_harness import (
+    FAST_ACTUATOR,
+    actuator_process,
+    decider_process,
+    logged_events,
+    move_leader,
+    server_of,
+    stream_leader,
+)
 from tests.secure_broker import ShippedBroker, ShippedCluster
 
 pytestmark = pytest.mark.integration
@@ -145,6 +153,39 @@ async def test_killing_the_stream_leader_mid_burst_loses_no_intent_and_applies_n
         assert (conf["cores"], conf["memory"]) == ("3", "1536")
     reconnects = [json.loads(line) for line in log.read_text().splitlines() if '"nats_reconnected"' in line]
     assert reconnects, "the actuator's connection moved to another server"
+
+
+async def test_a_service_started_while_the_streams_have_no_leader_waits_and_then_serves(
+    shipped_cluster: ShippedCluster, tmp_path: Path
+) -> None:
+    """With two of three servers gone no stream has a leader (no majority): a decider
+    started then says it is waiting, keeps running, and is ready once a server is back."""
+    first, second, third = shipped_cluster.servers
+    second.kill()
+    third.kill()
+    config = tmp_path / "autoscale.yaml"
+    config.write_text("DECIDER:\n  batch: 16\n")
+    log = tmp_path / "decider.log"
+    decider = decider_process(shipped_cluster, config, "no-leader", log)
+    try:
+
+        async def waiting() -> bool:
+            return "waiting_for_nats" in logged_events(log)
+
+        await eventually(waiting, timeout_s=60, interval_s=0.5)
+        assert decider.poll() is None, log.read_text()
+        assert "ready" not in logged_events(log)
+        second.start()
+
+        async def ready() -> bool:
+            return "ready" in logged_events(log)
+
+        await eventually(ready, timeout_s=90, interval_s=0.5)
+        assert decider.poll() is None, log.read_text()
+    finally:
+        decider.terminate()
+        decider.wait(15)
+    assert first.running
 
 
 async def _leader_or_none(js: Any) -> str | None:

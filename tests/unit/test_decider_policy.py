@@ -278,6 +278,29 @@ def test_no_new_intent_while_the_last_one_waits_for_the_actuator() -> None:
     assert node.after(31, busy).intents  # the first intent has expired: decide again
 
 
+def test_while_an_intent_waits_each_later_sample_sends_it_again_and_decides_nothing_new() -> None:
+    # Its first publish may never have been stored (a stream without a leader) and the
+    # sample that made it may be dropped: a later sample must carry it, same id.
+    node = Node(view(DECIDER={"intent_ttl_s": 60}))
+    busy = reading(101, cpu_pct=95.0)
+    [made] = node.sample(busy).intents
+    later = node.after(10, busy)
+    assert later.intents == () and later.resent == (made,)
+    assert node.after(10, reading(101, cpu_pct=95.0, cores=4)).resent == ()  # applied: nothing to send
+
+
+def test_a_sample_redelivered_too_late_to_decide_on_still_sends_what_it_decided() -> None:
+    node = Node(view())
+    ct = sample(reading(101, cpu_pct=95.0), taken_at=T0, interval_s=10.0)
+    first = decide(ct, node.policy, {}, T0)
+    late = decide(ct, node.policy, dict(first.state_changes), T0 + timedelta(seconds=31))
+    assert late.ignored is not None and "stale" in late.ignored
+    assert late.intents == () and late.state_changes == {}
+    assert late.resent == first.intents
+    other = sample(reading(101, cpu_pct=95.0), seq=2, taken_at=T0, interval_s=10.0)
+    assert decide(other, node.policy, dict(first.state_changes), T0 + timedelta(seconds=31)).resent == ()
+
+
 def test_the_same_sample_decided_again_re_emits_the_same_intent_and_changes_nothing() -> None:
     node = Node(view())
     ct = sample(reading(101, cpu_pct=95.0))

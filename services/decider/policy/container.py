@@ -49,6 +49,10 @@ class ContainerResult:
     intent: ScaleIntent | None = None
     state: ContainerState | None = None  # the new state, only when it changed
     note: str | None = None
+    # An intent decided from an earlier sample and not yet applied, published again: its
+    # first publish may not have been stored (a stream without a leader), and the sample
+    # that made it may never come back. Same id, so the stream drops a copy it holds.
+    resend: ScaleIntent | None = None
 
 
 NOTHING = ContainerResult()
@@ -77,7 +81,9 @@ def decide_container(
     pending = state.pending
     if pending is not None and _awaiting(pending, reading, ctx):
         _reserve(budget, pending.intent)
-        return ContainerResult(note=f"waiting for intent {pending.intent.intent_id} to be applied")
+        return ContainerResult(
+            resend=pending.intent, note=f"waiting for intent {pending.intent.intent_id} to be applied"
+        )
     blocked = _blocked(ctx, reading.vmid, policy)
     if blocked.everything:
         return ContainerResult(note="paused")
@@ -253,6 +259,20 @@ def _replayed(state: ContainerState, ctx: SampleContext, budget: Budget) -> Cont
         _reserve(budget, pending.intent)
         return ContainerResult(intent=pending.intent, note="already decided")
     return ContainerResult(note="already decided")
+
+
+def replay_only(
+    reading: ContainerReading, sample: NodeSample, stored: ContainerState | None
+) -> ScaleIntent | None:
+    """For a sample too old to decide on: the intent this very sample made before, if the
+    state still holds it (its publish may have failed; the actuator turns it down itself
+    if it is past its expiry or the container has changed since)."""
+    if stored is None or stored.pending is None:
+        return None
+    if stored.boot_id != sample.boot_id or stored.seq != sample.seq:
+        return None
+    intent = stored.pending.intent
+    return intent if intent.source_id == sample.sample_id and intent.vmid == reading.vmid else None
 
 
 def _awaiting(pending: PendingIntent, reading: ContainerReading, ctx: SampleContext) -> bool:

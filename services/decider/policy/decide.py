@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.decider.policy.admission import Budget
-from services.decider.policy.container import SampleContext, decide_container
+from services.decider.policy.container import SampleContext, decide_container, replay_only
 from services.decider.policy.offpeak import is_off_peak
 from services.decider.policy.state import ContainerState
 from services.decider.policy.steps import behaviour_multiplier
@@ -22,6 +22,7 @@ class Decision:
     state_changes: Mapping[int, ContainerState] = field(default_factory=dict)  # by vmid
     notes: Mapping[int, str] = field(default_factory=dict)  # why a container was left alone
     ignored: str | None = None  # why the whole sample was ignored (stale)
+    resent: tuple[ScaleIntent, ...] = ()  # decided before, published again (same ids)
     refused: str | None = None  # why the whole sample was refused (it cannot be true)
 
 
@@ -39,7 +40,12 @@ def decide(
         return Decision(refused=f"sample from the future: taken {-age_s:.0f}s ahead of this replica's clock")
     limit_s = stale_limit_s(sample, view)
     if age_s > limit_s:
-        return Decision(ignored=f"stale sample: taken {age_s:.0f}s ago, limit {limit_s:.0f}s")
+        # Nothing new is decided on it, but what it decided before goes out again.
+        replays = (replay_only(r, sample, states.get(r.vmid)) for r in sample.containers)
+        return Decision(
+            ignored=f"stale sample: taken {age_s:.0f}s ago, limit {limit_s:.0f}s",
+            resent=tuple(intent for intent in replays if intent is not None),
+        )
     defaults = view.defaults
     off_peak = is_off_peak(sample.taken_at, view.zone, defaults.off_peak_start, defaults.off_peak_end)
     ctx = SampleContext(
@@ -54,6 +60,7 @@ def decide(
     intents: list[ScaleIntent] = []
     changes: dict[int, ContainerState] = {}
     notes: dict[int, str] = {}
+    resent: list[ScaleIntent] = []
     for reading in _most_saturated_first(sample.containers, view):
         outcome = decide_container(reading, ctx, states.get(reading.vmid), budget)
         if outcome.intent is not None:
@@ -62,7 +69,9 @@ def decide(
             changes[reading.vmid] = outcome.state
         if outcome.note is not None:
             notes[reading.vmid] = outcome.note
-    return Decision(intents=tuple(intents), state_changes=changes, notes=notes)
+        if outcome.resend is not None:
+            resent.append(outcome.resend)
+    return Decision(intents=tuple(intents), state_changes=changes, notes=notes, resent=tuple(resent))
 
 
 def stale_limit_s(sample: NodeSample, view: PolicyView) -> float:
