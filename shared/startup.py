@@ -9,6 +9,7 @@ differently": NotProvisionedError) ends the start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -46,14 +47,14 @@ def cluster_busy(exc: BaseException) -> bool:
     )
 
 
-async def until_answered(
-    step: Callable[[], Awaitable[T]],
-    *,
-    what: str,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-) -> T:
+class StoppedWaiting(Exception):
+    """The service was told to stop while it waited for the cluster."""
+
+
+async def until_answered(step: Callable[[], Awaitable[T]], *, what: str, stop: asyncio.Event) -> T:
     """`step()`, tried again (backing off to every 5 s) for as long as it fails only
-    because the cluster is busy; every other failure is raised at once."""
+    because the cluster is busy; every other failure is raised at once, and
+    StoppedWaiting once `stop` is set."""
     delay = _FIRST_DELAY_S
     attempts = 0
     while True:
@@ -69,7 +70,10 @@ async def until_answered(
                 what, type(exc).__name__, sanitize(exc, 200), attempts, delay,
                 extra={"event": "waiting_for_nats"},
             )  # fmt: skip
-            await sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                raise StoppedWaiting(f"{what}: stopped while waiting for NATS") from exc
             delay = min(delay * 2, _MAX_DELAY_S)
             continue
         if attempts:

@@ -18,7 +18,7 @@ from shared.nats_settings import connect
 from shared.node_name import node_name
 from shared.provisioning import NotProvisionedError
 from shared.service_config import add_common_arguments, start_service
-from shared.startup import until_answered
+from shared.startup import StoppedWaiting, until_answered
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +64,21 @@ async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
     try:
         limits = await _host_limits(settings, executor)
         nc = await connect(config.nats, service="actuator")
-        actuator = await until_answered(
-            lambda: build_actuator(
-                nc=nc, node=node, settings=settings, executor=executor, limits=limits,
-                tiers=config, max_in_flight=args.max_in_flight,
-            ),
-            what=f"actuator for node {node} start-up",
-        )  # fmt: skip
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        try:
+            actuator = await until_answered(
+                lambda: build_actuator(
+                    nc=nc, node=node, settings=settings, executor=executor, limits=limits,
+                    tiers=config, max_in_flight=args.max_in_flight,
+                ),
+                what=f"actuator for node {node} start-up", stop=stop,
+            )  # fmt: skip
+        except StoppedWaiting:
+            await nc.close()
+            return 0
         await actuator.service.run(stop)
         log.info("actuator stopped", extra={"event": "actuator_stopped", **dict(actuator.handler.counts)})
         await nc.drain()

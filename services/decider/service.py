@@ -28,7 +28,7 @@ from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
 from shared.observability import CONSUMER_BOUND, READINESS
 from shared.provisioning import StreamSettings, decider_consumer_config, verify
-from shared.startup import until_answered
+from shared.startup import StoppedWaiting, until_answered
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 1.0
@@ -66,7 +66,12 @@ class DeciderService:
         self.nc = await connect(self.config.nats, service=f"decider-{self.replica_id}")
         js = self.nc.jetstream()
         try:
-            await until_answered(lambda: self._prepare(js), what=f"decider {self.replica_id} start-up")
+            try:
+                await until_answered(
+                    lambda: self._prepare(js), what=f"decider {self.replica_id} start-up", stop=stop
+                )
+            except StoppedWaiting:
+                return
             log.info("decider %s ready", self.replica_id,
                      extra={"event": "ready", "policy_version": self.policy.view.version})  # fmt: skip
             while not stop.is_set():

@@ -165,16 +165,19 @@ async def test_a_service_started_while_the_streams_have_no_leader_waits_and_then
     third.kill()
     config = tmp_path / "autoscale.yaml"
     config.write_text("DECIDER:\n  batch: 16\n")
-    log = tmp_path / "decider.log"
+    log, quitter_log = tmp_path / "decider.log", tmp_path / "quitter.log"
     decider = decider_process(shipped_cluster, config, "no-leader", log)
+    quitter = decider_process(shipped_cluster, config, "quitter", quitter_log)
     try:
 
         async def waiting() -> bool:
-            return "waiting_for_nats" in logged_events(log)
+            return all("waiting_for_nats" in logged_events(path) for path in (log, quitter_log))
 
         await eventually(waiting, timeout_s=60, interval_s=0.5)
         assert decider.poll() is None, log.read_text()
         assert "ready" not in logged_events(log)
+        quitter.terminate()  # asked to stop while it waits: it stops, cleanly
+        assert await asyncio.to_thread(quitter.wait, 15) == 0, quitter_log.read_text()
         second.start()
 
         async def ready() -> bool:
@@ -183,8 +186,9 @@ async def test_a_service_started_while_the_streams_have_no_leader_waits_and_then
         await eventually(ready, timeout_s=90, interval_s=0.5)
         assert decider.poll() is None, log.read_text()
     finally:
-        decider.terminate()
-        decider.wait(15)
+        for process in (decider, quitter):
+            process.terminate()
+            process.wait(15)
     assert first.running
 
 
