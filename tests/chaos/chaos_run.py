@@ -12,7 +12,8 @@ Then the load stops, the system drains, and every intent is accounted for:
 - each container was changed by `pct set` exactly as often as it has applied events
   (the simulator's pct log is the witness), and its config is what its last applied
   event says;
-- no sample is left unprocessed on the deciders' consumer, no intent left queued;
+- no sample is left unprocessed on the deciders' consumer (stale ones are acknowledged
+  without a decision, as designed, and counted), no intent left queued;
 - no service exited that was not killed.
 
 Intents are seen by a core subscription on each server (one of them may be down at a
@@ -92,6 +93,7 @@ class Figures:
     problems: list[str] = field(default_factory=list)
     unstored: int = 0
     unanswered: list[str] = field(default_factory=list)
+    stale_samples: int = 0  # acknowledged without a decision: too old (the design drops them)
 
     def line(self) -> str:
         return json.dumps({
@@ -102,6 +104,7 @@ class Figures:
             "events": self.events,
             "outcomes": dict(self.outcomes),
             "pct_set_changes": self.changes,
+            "samples_stale_dropped": self.stale_samples,
             "kills": {kind: self.kills[kind] for kind in KINDS},
             "nats_leader_kills": self.leader_kills,
             "max_broker_recovery_s": round(max(self.broker_recovery_s, default=0.0), 2),
@@ -354,6 +357,10 @@ class ChaosRun:
                     after = applied[-1].after
                     if (conf["cores"], conf["memory"]) != (str(after.cores), str(after.memory_mb)):
                         problems.append(f"{node.name}/{vmid}: config {conf} is not the last applied {after}")
+        self.figures.stale_samples = sum(
+            log.read_text(errors="replace").count('"event": "sample_ignored"')
+            for log in (self.workdir / "logs").glob("decider-*.log")
+        )
         samples = await js.consumer_info(subjects.METRICS_STREAM, subjects.DECIDER_CONSUMER)
         if samples.num_pending + samples.num_ack_pending:
             problems.append(f"samples left unprocessed: {samples.num_pending + samples.num_ack_pending}")
