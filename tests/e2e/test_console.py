@@ -293,7 +293,18 @@ def test_a_node_pause_and_dry_run_set_in_the_console_are_followed_by_the_decider
     demo: ConsoleDemo,
 ) -> None:
     # web2 (102) is steady at one core's worth of load on two cores; set by hand to one
-    # core it runs at 100%, so the deciders want it back up.
+    # core it runs at 100%, so the deciders want it back up. web1 (101) is held back for
+    # the test: it also wants cores, and could take the one web2 frees, leaving web2 held
+    # by the host reserve instead of by the switches under test.
+    hold_web1 = {"node": "pve1", "vmid": 101, "mode": "scale-up", "reason": "keep the core free"}
+    assert demo.request("/api/v1/pause", hold_web1, token=TOKEN).status == 200
+    try:
+        _node_pause_then_dry_run(demo)
+    finally:
+        demo.request("/api/v1/resume", {"node": "pve1", "vmid": 101}, token=TOKEN)
+
+
+def _node_pause_then_dry_run(demo: ConsoleDemo) -> None:
     offsets = _log_offsets(demo)
     reply = demo.request("/api/v1/dry-run", {"switch": "on", "reason": "watch first"}, token=TOKEN)
     assert reply.status == 200, reply.body
@@ -313,7 +324,8 @@ def test_a_node_pause_and_dry_run_set_in_the_console_are_followed_by_the_decider
     )
     assert row["pause"] == {"scope": "node", "mode": "scale-up", "until": None, "reason": "firmware"}
     assert row["decision"]["verdict"] == "hold" and row["dry_run"] is True
-    assert {r["pause"]["scope"] for r in demo.get("/api/v1/containers?node=pve1")} == {"node"}
+    rows = demo.get("/api/v1/containers?node=pve1")
+    assert {r["pause"]["scope"] for r in rows if r["vmid"] != 101} == {"node"}
     seq = _pve1(demo)["last_sample"]["seq"]
     demo.wait_for("two more samples decided", lambda: _decided_since(demo, seq, samples=2))
     assert _events_for(demo, 102, started) == [], "an intent was made for a paused node"
