@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/actuator_failover.py
 	$(BIN)/python bench/api_client.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/fleet.py
 
 # The docker tier: a private Docker engine, the compose stack, deciders scaled 1->3->1.
 test-docker: $(STAMP)

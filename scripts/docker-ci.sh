@@ -14,8 +14,12 @@
 #      everything on 127.0.0.1), checks auth and permissions, observes scaling
 #      events from outside as the observer user, scales deciders 1→3→1 and checks
 #      that every intent got exactly one event (scripts/ci/observe_stack.py);
-#   6. runs the integration tests with AUTOSCALE_TEST_BROKER=testcontainers;
-#   7. tears everything down and checks that no container, volume, network,
+#   6. brings up the `cluster` profile (three NATS servers, three copies of every
+#      stream) with the demo node, kills the server leading the intents stream and
+#      checks that an intent made after the kill is applied and every intent still
+#      gets exactly one event (observe_stack.py --kill-intents-leader);
+#   7. runs the integration tests with AUTOSCALE_TEST_BROKER=testcontainers;
+#   8. tears everything down and checks that no container, volume, network,
 #      bridge or mount is left, then stops dockerd.
 # With CI=true a missing prerequisite is a failure; otherwise the tier is skipped
 # with a message. Timings are printed per phase.
@@ -237,7 +241,42 @@ if ! "$PY" scripts/ci/observe_stack.py --url "$LXC_AUTOSCALE_NATS_URL" -- "${COM
 fi
 "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 10 2>&1 | tail -3
 
-# ------------------------------------------------------------------ 6. testcontainers
+# ------------------------------------------------------------------ 6. cluster profile
+phase "cluster profile: three NATS servers, kill the intents leader, scaling continues"
+# The same users, plus the cluster's settings (gen-env.sh --cluster): nats runs
+# nats-cluster.conf as nats-1, setup keeps three copies, clients get every server.
+scripts/gen-env.sh --cluster --keep "$WORK/ci.env" --users-file "$WORK/users.conf" pve1 >"$WORK/cluster.env"
+chmod 600 "$WORK/cluster.env"
+set -a
+LXC_AUTOSCALE_ENV_FILE=$WORK/cluster.env
+# shellcheck disable=SC1091
+source "$WORK/cluster.env"
+CI_NATS_ROUTE_PORT=$(free_port)
+for n in 2 3; do
+  printf -v "CI_NATS_${n}_PORT" '%s' "$(free_port)"
+  printf -v "CI_NATS_${n}_MONITOR_PORT" '%s' "$(free_port)"
+  printf -v "CI_NATS_${n}_ROUTE_PORT" '%s' "$(free_port)"
+done
+LXC_AUTOSCALE_NATS_URL="nats://127.0.0.1:$CI_NATS_PORT,nats://127.0.0.1:$CI_NATS_2_PORT,nats://127.0.0.1:$CI_NATS_3_PORT"
+LXC_AUTOSCALE_SCENARIO=cluster.json # a container busy and idle in turns: scaling never stops
+set +a
+COMPOSE=("$COMPOSE_BIN" --project-name "$PROJECT" --project-directory "$REPO" -f compose.yaml -f compose.ci.yaml
+  --profile cluster --profile demo)
+if ! "${COMPOSE[@]}" up --detach --wait --wait-timeout 120 --quiet-pull; then
+  "${COMPOSE[@]}" ps -a >&2
+  "${COMPOSE[@]}" logs --no-color --tail 40 >&2
+  exit 1
+fi
+"${COMPOSE[@]}" ps --format '{{.Name}}\t{{.State}}\t{{.Status}}'
+if ! "$PY" scripts/ci/observe_stack.py --url "$LXC_AUTOSCALE_NATS_URL" \
+    --kill-intents-leader nats-1=nats,nats-2=nats-2,nats-3=nats-3 -- "${COMPOSE[@]}"; then
+  "${COMPOSE[@]}" ps -a >&2
+  "${COMPOSE[@]}" logs --no-color --tail 60 >&2
+  exit 1
+fi
+"${COMPOSE[@]}" down --volumes --remove-orphans --timeout 10 2>&1 | tail -3
+
+# ------------------------------------------------------------------ 7. testcontainers
 phase "integration tests with AUTOSCALE_TEST_BROKER=testcontainers"
 AUTOSCALE_TEST_BROKER=testcontainers AUTOSCALE_TEST_NATS_IMAGE="$NATS_TAG" \
   TESTCONTAINERS_CONNECTION_MODE=docker_host TESTCONTAINERS_RYUK_DISABLED=true \

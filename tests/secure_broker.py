@@ -204,6 +204,13 @@ class ShippedBroker:
         return frozenset((self.port, self.monitor_port))
 
     @property
+    def pid(self) -> int:
+        """The running server's process id (bench/fleet.py reads its CPU and memory in /proc)."""
+        if self._server is None or self._server.process.poll() is not None:
+            raise RuntimeError("the server is not running")
+        return self._server.process.pid
+
+    @property
     def running(self) -> bool:
         return self._server is not None and self._server.process.poll() is None
 

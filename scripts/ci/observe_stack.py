@@ -11,6 +11,12 @@ Used by scripts/docker-ci.sh after `docker compose ... --profile demo up --wait`
    intent the intents stream accepted got exactly one event, that no intent is left
    in the queue, and that no event names an intent twice.
 
+With `--kill-intents-leader nats-1=nats,nats-2=nats-2,...` (the compose `cluster`
+profile: server name = compose service), step 3 is instead: check that every stream
+keeps three copies, SIGKILL the server leading the intents stream with `compose kill`,
+and wait for an intent published after the kill to be applied (scaling continues on
+the two servers left); the accounting of step 4 then covers the kill too.
+
 Exit 0 when all holds; 1 with the reason otherwise. Every phase prints its timing.
 """
 
@@ -44,6 +50,7 @@ class Seen:
     events: list[ScaleEvent] = field(default_factory=list)
     intent_publishes: int = 0
     intent_ids: set[str] = field(default_factory=set)
+    intent_seen_at: dict[str, float] = field(default_factory=dict)  # first seen (monotonic)
     samples: int = 0
     undecodable: int = 0
 
@@ -70,7 +77,7 @@ def password(user: str) -> str:
 
 
 async def connect(url: str, user: str | None, secret: str | None = None, **extra: Any) -> Any:
-    options: dict[str, Any] = {"servers": [url], "name": f"ci-observer-{user}", "connect_timeout": 3}
+    options: dict[str, Any] = {"servers": url.split(","), "name": f"ci-observer-{user}", "connect_timeout": 3}
     if user is not None:
         options.update(user=user, password=secret if secret is not None else password(user))
     options.update(extra)
@@ -82,9 +89,7 @@ async def refused(url: str, user: str | None, secret: str | None) -> bool:
         return None
 
     try:
-        nc = await connect(
-            url, user, secret, allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet
-        )
+        nc = await connect(url, user, secret, allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet)
     except (NatsError, OSError, TimeoutError):
         return True
     await nc.close()
@@ -155,6 +160,7 @@ async def follow(url: str, seen: Seen) -> tuple[Any, Any]:
         msg_id = (msg.headers or {}).get("Nats-Msg-Id")
         if msg_id:
             seen.intent_ids.add(msg_id)
+            seen.intent_seen_at.setdefault(msg_id, time.monotonic())
 
     async def on_sample(_msg: Any) -> None:
         seen.samples += 1
@@ -192,6 +198,36 @@ async def scale_deciders(base: list[str], seen: Seen, plan: list[int], hold_s: f
         if seen.samples <= before:
             raise CheckFailed(f"no sample flowed while {replicas} decider(s) ran")
         log(f"{replicas} decider(s): {seen.samples - before} samples in {hold_s:g} s")
+
+
+async def kill_intents_leader(
+    base: list[str], admin: Any, seen: Seen, services: dict[str, str], timeout_s: float
+) -> None:
+    """Kill the server leading the intents stream; wait until an intent made after it is applied."""
+    js = admin.jetstream()
+    for stream in (subjects.METRICS_STREAM, subjects.INTENTS_STREAM, subjects.EVENTS_STREAM):
+        info = await js.stream_info(stream)
+        if info.config.num_replicas != len(services):
+            raise CheckFailed(f"{stream} keeps {info.config.num_replicas} copies, not {len(services)}")
+    leader = (await js.stream_info(subjects.INTENTS_STREAM)).cluster
+    if leader is None or leader.leader not in services:
+        raise CheckFailed(f"intents stream leader {leader} is none of {sorted(services)}")
+    await asyncio.to_thread(compose, base, "kill", services[leader.leader])
+    killed_at = time.monotonic()
+    log(f"killed {services[leader.leader]} ({leader.leader}), leader of {subjects.INTENTS_STREAM}")
+
+    def applied_after_kill() -> bool:
+        return any(
+            e.outcome == "applied" and seen.intent_seen_at.get(e.intent_id, 0.0) > killed_at
+            for e in seen.events
+        )
+
+    await wait_for("an intent published after the kill applied", applied_after_kill, timeout_s)
+    new_leader = (await js.stream_info(subjects.INTENTS_STREAM)).cluster
+    log(
+        f"scaling continued {time.monotonic() - killed_at:.1f} s after the kill; "
+        f"{subjects.INTENTS_STREAM} now led by {new_leader.leader if new_leader else '?'}"
+    )
 
 
 async def drained(admin: Any, seen: Seen, node: str) -> tuple[int, int, int]:
@@ -251,7 +287,11 @@ async def run(args: argparse.Namespace) -> None:
             lambda: seen.scale_ups >= 1 and seen.scale_downs >= 1,
             args.scaling_timeout,
         )
-        await scale_deciders(args.compose, seen, [1, 3, 1], args.hold)
+        if args.kill_intents_leader:
+            services = dict(pair.split("=", 1) for pair in args.kill_intents_leader.split(","))
+            await kill_intents_leader(args.compose, admin, seen, services, args.scaling_timeout)
+        else:
+            await scale_deciders(args.compose, seen, [1, 3, 1], args.hold)
         await asyncio.to_thread(compose, args.compose, "stop", args.collector_service)
         await account(admin, seen, args.node, args.drain_timeout)
         if seen.undecodable:
@@ -267,7 +307,11 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--url", required=True, help="published NATS URL, e.g. nats://127.0.0.1:4222")
+    parser.add_argument("--url", required=True, help="published NATS URL(s), e.g. nats://127.0.0.1:4222")
+    parser.add_argument(
+        "--kill-intents-leader", metavar="SERVER=SERVICE,...",
+        help="cluster: kill the intents stream's leader instead of scaling deciders",
+    )  # fmt: skip
     parser.add_argument("--node", default="pve1", help="node of the demo scenario")
     parser.add_argument("--collector-service", default="sim-collector")
     parser.add_argument("--scaling-timeout", type=float, default=150.0)
