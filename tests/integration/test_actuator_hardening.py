@@ -108,3 +108,4 @@ async def test_the_per_container_locks_are_dropped_once_idle(nc: Any, tmp_path: 
             return actuator.handler.locked_containers == 0
 
         await eventually(no_locks, timeout_s=5)
+        assert actuator.handler.locked_containers == 0
