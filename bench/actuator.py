@@ -27,7 +27,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import nats  # noqa: E402
 
 from services.actuator.commands import HostLimits, argv, read_config  # noqa: E402
 from services.actuator.executors.local import LocalExecutor  # noqa: E402
@@ -37,6 +36,7 @@ from shared.codec import decode, encode  # noqa: E402
 from shared.config import ActuatorSettings, parse_config  # noqa: E402
 from shared.embedded_broker import embedded_broker  # noqa: E402
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent  # noqa: E402
+from shared.nats_settings import open_connection  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
 from simnode.tree import ContainerSpec, build_node  # noqa: E402
 
@@ -66,7 +66,7 @@ async def one_run(containers: int, rounds: int, sequential: int = 20) -> dict[st
         specs = [ContainerSpec(100 + i, f"ct{100 + i}", 1, 512) for i in range(1, containers + 1)]
         sim = build_node(Path(tmp) / "node", node_name="pve1", host_cores=HOST.cores,
                          host_memory_mb=HOST.memory_mb, containers=specs)  # fmt: skip
-        nc = await nats.connect(broker.url)
+        nc = await open_connection(broker.url)
         js = nc.jetstream()
         settings = ActuatorSettings(pct_path=str(sim.pct_path), root=str(sim.root), command_timeout_s=10)
         # What `lxc-autoscale setup --node pve1` does: services only check what setup made.

@@ -27,7 +27,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import nats  # noqa: E402
 from actuator_harness import (  # noqa: E402
     EventReader,
     actuator_process,
@@ -45,6 +44,7 @@ from services.actuator.wiring import retry_policy  # noqa: E402
 from shared import subjects  # noqa: E402
 from shared.config import load_config  # noqa: E402
 from shared.embedded_broker import embedded_broker  # noqa: E402
+from shared.nats_settings import open_connection  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
 
 
@@ -69,7 +69,7 @@ async def until(check: Any, timeout_s: float) -> float:
 
 async def one_run(workdir: Path, config: Path, timeout_s: float) -> dict[str, float]:
     with embedded_broker(workdir / "nats") as broker:
-        client = await nats.connect(broker.url)
+        client = await open_connection(broker.url)
         js = client.jetstream()
         processes: list[Any] = []
         try:

@@ -32,13 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import aiohttp  # noqa: E402
-import nats  # noqa: E402
 from support import reading  # noqa: E402
 
 from shared import subjects  # noqa: E402
 from shared.codec import encode  # noqa: E402
 from shared.embedded_broker import embedded_broker, free_port  # noqa: E402
 from shared.models import HostTotals, NodeSample  # noqa: E402
+from shared.nats_settings import open_connection  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
 
 NODES = 4
@@ -67,7 +67,7 @@ def node_sample(index: int) -> NodeSample:
 
 
 async def publish_samples(url: str) -> None:
-    nc = await nats.connect(url)
+    nc = await open_connection(url)
     js = nc.jetstream()
     await provision(js)
     for index in range(NODES):

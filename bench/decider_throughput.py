@@ -30,7 +30,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import nats  # noqa: E402
 from support import reading, sample  # noqa: E402
 
 from services.decider.policy import PolicyView, decide  # noqa: E402
@@ -39,6 +38,7 @@ from shared.codec import decode, encode  # noqa: E402
 from shared.config import parse_config  # noqa: E402
 from shared.embedded_broker import embedded_broker  # noqa: E402
 from shared.models import HostTotals, NodeSample, ScaleIntent  # noqa: E402
+from shared.nats_settings import open_connection  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
 
 CONTAINERS = 100
@@ -100,7 +100,7 @@ def start_replicas(url: str, config: Path, count: int) -> list[subprocess.Popen[
 
 
 async def through_nats(url: str, total: int, rate: float | None) -> dict[str, float]:
-    nc = await nats.connect(url)
+    nc = await open_connection(url)
     js = nc.jetstream()
     received: dict[str, float] = {}
     published: dict[int, float] = {}
@@ -158,7 +158,7 @@ async def nats_run(replicas: int, total: int, rate: float | None, batch: int) ->
     with embedded_broker() as broker, tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(f"DEFAULT:\n  reserve_memory_mb: 0\nDECIDER:\n  batch: {batch}\n")
-        client = await nats.connect(broker.url)
+        client = await open_connection(broker.url)
         await provision(client.jetstream())
         await client.close()
         procs = start_replicas(broker.url, config, replicas)

@@ -43,7 +43,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import nats  # noqa: E402
 import yaml  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from reaction import cpu_seconds  # noqa: E402
@@ -54,6 +53,7 @@ from shared.codec import decode  # noqa: E402
 from shared.config import load_config  # noqa: E402
 from shared.embedded_broker import free_port  # noqa: E402
 from shared.models import ScaleEvent  # noqa: E402
+from shared.nats_settings import open_connection  # noqa: E402
 from tests.secure_broker import ShippedCluster  # noqa: E402
 
 FIRST_VMID = 1000
@@ -130,7 +130,7 @@ def decider_counters(port: int) -> dict[str, float]:
 
 async def tally_events(url: str, outcomes: dict[str, int], stop: asyncio.Event) -> None:
     """Count the events published while the window runs, by outcome and detail."""
-    nc = await nats.connect(url.split(","), connect_timeout=2)
+    nc = await open_connection(url.split(","), connect_timeout=2)
 
     async def on_event(msg: Any) -> None:
         event = decode(msg.data, ScaleEvent)
@@ -145,7 +145,7 @@ async def tally_events(url: str, outcomes: dict[str, int], stop: asyncio.Event) 
 
 
 async def stream_figures(url: str) -> dict[str, float]:
-    nc = await nats.connect(url.split(","), connect_timeout=2)
+    nc = await open_connection(url.split(","), connect_timeout=2)
     try:
         js = nc.jetstream(timeout=5)
         out: dict[str, float] = {}
@@ -266,7 +266,7 @@ async def warm_up(args: argparse.Namespace, ports: list[int], group: ProcessGrou
 
 
 async def queued_intents(url: str) -> int:
-    nc = await nats.connect(url.split(","), connect_timeout=2)
+    nc = await open_connection(url.split(","), connect_timeout=2)
     try:
         info = await nc.jetstream(timeout=5).stream_info(subjects.INTENTS_STREAM)
         return int(info.state.messages)  # a work queue: what no actuator has finished

@@ -42,7 +42,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import nats  # noqa: E402
 import yaml  # noqa: E402
 
 from cli.processes import ProcessGroup  # noqa: E402
@@ -52,6 +51,7 @@ from shared.codec import decode  # noqa: E402
 from shared.config import load_config  # noqa: E402
 from shared.embedded_broker import start_broker  # noqa: E402
 from shared.models import ScaleEvent  # noqa: E402
+from shared.nats_settings import open_connection  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
 from simnode import pvestatd  # noqa: E402
 from simnode.pct import STARTUP_ENV  # noqa: E402
@@ -223,7 +223,7 @@ def reactions(
 
 
 async def watch(url: str, node: SimNode, observed: Observed, stepping: int, stop: asyncio.Event) -> None:
-    nc = await nats.connect(url)
+    nc = await open_connection(url)
 
     async def on_event(msg: Any) -> None:
         event = decode(msg.data, ScaleEvent)
@@ -269,7 +269,7 @@ async def run_pair(args: argparse.Namespace, containers: int, interval_s: float)
         thread = threading.Thread(target=driver.run, args=(stop_driver,), kwargs={"tick_s": DRIVER_TICK_S})
         watcher: asyncio.Task[None] | None = None
         try:
-            nc = await nats.connect(broker.url)
+            nc = await open_connection(broker.url)
             # What `lxc-autoscale setup` does before the services start (they only check it).
             config = load_config(config_path, env={})
             await provision(nc.jetstream(), consumers=actuator_consumers(config, [NODE]))

@@ -36,6 +36,7 @@ from shared.config import load_config
 from shared.embedded_broker import EmbeddedBroker, free_port, port_is_free, start_broker
 from shared.event_text import format_line
 from shared.models import ScaleEvent
+from shared.nats_settings import open_connection
 from shared.provisioning import provision
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "simnode" / "scenarios"
@@ -268,9 +269,7 @@ class Demo:
         return ["--metrics-port", str(port)]
 
     async def watch(self, url: str, config_path: Path) -> int:
-        import nats
-
-        nc = await nats.connect(url, max_reconnect_attempts=-1)
+        nc = await open_connection(url, max_reconnect_attempts=-1)
         # What `lxc-autoscale setup` does, before any service starts: they only check it.
         config = load_config(config_path, env={})
         await provision(nc.jetstream(), consumers=actuator_consumers(config, setup_nodes(config, [], {})))

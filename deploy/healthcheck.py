@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from shared.nats_settings import NatsSettings
+from shared.nats_settings import NatsSettings, open_connection
 from shared.service_config import DEFAULT_CONFIG_PATH, config_path, resolve
 
 
@@ -39,20 +39,17 @@ def _settings() -> NatsSettings:
 
 
 async def _ping(timeout_s: float) -> None:
-    import nats
+    async def quiet(_exc: Exception) -> None:
+        return None
 
-    options = _settings().connect_options()
-    options.update(
+    nc = await open_connection(
+        _settings(),
         name="lxc-autoscale-healthcheck",
         allow_reconnect=False,
         max_reconnect_attempts=0,
         connect_timeout=timeout_s,
+        error_cb=quiet,
     )
-
-    async def quiet(_exc: Exception) -> None:
-        return None
-
-    nc = await nats.connect(error_cb=quiet, **options)
     try:
         await nc.flush(timeout=max(1, round(timeout_s)))
     finally:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from nats.aio.client import Client
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from shared.observability import NATS_CONNECTED, READINESS
 
@@ -30,7 +31,35 @@ ENV_VARIABLES = {
     "NATS_TLS_KEY_FILE": "tls_key_file",
     "NATS_TLS_HOSTNAME": "tls_hostname",
     "NATS_REPLICAS": "replicas",
+    "NATS_INBOX_PREFIX": "inbox_prefix",
 }
+
+# Replies (request/reply, JetStream acks and API answers, KV reads and watches) come
+# to the requester's inbox. Each user gets its own prefix, `_INBOX.<user>`, and the
+# shipped permissions let a user subscribe only there (docs/security.md), so no
+# credential reads another user's replies. Still under `_INBOX.`, so permission files
+# that allow `_INBOX.>` keep working while a deployment upgrades.
+INBOX_ROOT = "_INBOX"
+_TOKEN = re.compile(r"[^.\s*>]+")  # one subject token: no dot, space or wildcard
+_PREFIX = re.compile(r"[^.\s*>]+(\.[^.\s*>]+)*")
+
+
+def inbox_prefix_for(user: str | None) -> str:
+    """The inbox prefix of a client signed in as `user`: `_INBOX.<user>`, or nats-py's
+    `_INBOX` for a client without a user name (no auth, token)."""
+    if not user:
+        return INBOX_ROOT
+    if not _TOKEN.fullmatch(user):
+        raise ValueError(
+            f"NATS user {user!r} cannot name an inbox (a dot, space, * or >): set NATS_INBOX_PREFIX"
+        )
+    return f"{INBOX_ROOT}.{user}"
+
+
+def url_user(url: str) -> str | None:
+    """The user name in the first of `url`'s comma-separated URLs (`nats://user:pw@host`)."""
+    username = urlsplit(url.split(",")[0].strip()).username
+    return unquote(username) if username else None
 
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^,\s]*@")  # userinfo up to its last @
@@ -61,6 +90,16 @@ class NatsSettings(BaseModel):
     # Copies `setup` keeps of every stream and bucket: 1 on a single server, 3 on a
     # three-server cluster (so one server may go); JetStream allows at most 5.
     replicas: int = Field(default=1, ge=1, le=5)
+    # Where this client's replies arrive; None: `_INBOX.<user>` from `user` or the URL.
+    # Set it (to what the user's permissions allow) for nkey or creds users.
+    inbox_prefix: str | None = None
+
+    @field_validator("inbox_prefix")
+    @classmethod
+    def _check_inbox_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not _PREFIX.fullmatch(value):
+            raise ValueError(f"inbox prefix {value!r} must be subject tokens without wildcards or spaces")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -71,9 +110,21 @@ class NatsSettings(BaseModel):
                 raise ValueError(f"NATS URL {shown!r} must start with nats://, tls://, ws:// or wss://")
         return value
 
+    @model_validator(mode="after")
+    def _check_user_names_an_inbox(self) -> NatsSettings:
+        self.reply_prefix  # noqa: B018 - raises for a user name that cannot be a subject token
+        return self
+
     @property
     def safe_url(self) -> str:
         return redact_url(self.url)
+
+    @property
+    def reply_prefix(self) -> str:
+        """The inbox prefix this client uses: the set one, else its user's own."""
+        if self.inbox_prefix:
+            return self.inbox_prefix
+        return inbox_prefix_for(self.user or url_user(self.url))
 
     @classmethod
     def from_env(cls, base: NatsSettings | None, env: Mapping[str, str]) -> NatsSettings:
@@ -105,6 +156,7 @@ class NatsSettings(BaseModel):
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 1,
             "allow_reconnect": True,
+            "inbox_prefix": self.reply_prefix,
         }
         if self.user:
             options["user"] = self.user
@@ -124,9 +176,26 @@ class NatsSettings(BaseModel):
         return options
 
 
+async def open_connection(target: NatsSettings | str | Sequence[str], **options: Any) -> Client:
+    """A NATS connection with the inbox rule above; every client of the project opens
+    its connection here. `target` is a service's settings (their options: credentials,
+    TLS, reconnecting for ever) or, for tools, tests and benchmarks, URL(s) with the
+    user in them or in `options["user"]` (nats-py's defaults). `options` go to
+    nats.connect over those."""
+    import nats
+
+    if isinstance(target, NatsSettings):
+        base = target.connect_options()
+    else:
+        url = target if isinstance(target, str) else ",".join(target)
+        servers = [u.strip() for u in url.split(",")]
+        prefix = NatsSettings(url=url, user=options.get("user")).reply_prefix
+        base = {"servers": servers, "inbox_prefix": prefix}
+    return await nats.connect(**{**base, **options})
+
+
 async def connect(settings: NatsSettings, *, service: str) -> Client:
     """Open the process's one NATS connection, logging disconnects and reconnects."""
-    import nats
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc, extra={"event": "nats_error"})
@@ -139,13 +208,12 @@ async def connect(settings: NatsSettings, *, service: str) -> Client:
         READINESS.mark(NATS_CONNECTED, True)
         log.info("reconnected to NATS", extra={"event": "nats_reconnected"})
 
-    options = settings.connect_options()
-    options["name"] = f"{settings.name}-{service}"
-    nc = await nats.connect(
+    nc = await open_connection(
+        settings,
+        name=f"{settings.name}-{service}",
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
-        **options,
     )
     READINESS.mark(NATS_CONNECTED, True)
     return nc

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from shared.embedded_broker import EmbeddedBroker, free_port, nats_server_binary, start_broker
+from shared.nats_settings import open_connection
 from shared.provisioning import provision
 from tests.secure_broker import DEFAULT_NODES, ShippedBroker, ShippedCluster
 
@@ -210,9 +211,8 @@ async def shipped_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Asy
 @pytest.fixture
 async def nc(broker: ProcessBroker | ContainerBroker) -> AsyncIterator[Any]:
     """A connected client with every stream and bucket provisioned."""
-    import nats
 
-    client = await nats.connect(broker.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    client = await open_connection(broker.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     await provision(client.jetstream())
     yield client
     await client.close()

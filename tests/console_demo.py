@@ -28,6 +28,7 @@ from shared import subjects
 from shared.codec import encode
 from shared.embedded_broker import EmbeddedBroker, free_port, start_broker
 from shared.models import ContainerReading, HostTotals, NodeSample
+from shared.nats_settings import open_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = json.loads((ROOT / "simnode" / "scenarios" / "demo.json").read_text())
@@ -118,9 +119,7 @@ def families(url: str) -> set[str]:
 
 def nats_call(url: str, action: Callable[[Any], Any]) -> Any:
     async def run() -> Any:
-        import nats
-
-        nc = await nats.connect(url)
+        nc = await open_connection(url)
         try:
             return await action(nc.jetstream())
         finally:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import nats
 from support import sample
 
 from services.decider.service import DeciderService
@@ -18,6 +17,7 @@ from shared import subjects
 from shared.codec import decode, encode
 from shared.config import AutoscaleConfig, parse_config
 from shared.models import ContainerReading, NodeSample, ScaleIntent
+from shared.nats_settings import open_connection
 from shared.provisioning import StreamSettings, provision
 
 FAST_REDELIVERY = StreamSettings(decider_ack_wait_s=1.0)
@@ -110,7 +110,7 @@ async def until(
 @contextlib.asynccontextmanager
 async def running_cluster(broker: Any, settings: StreamSettings = FAST_REDELIVERY) -> AsyncIterator[Cluster]:
     """Provisioned streams and a client; every replica started in it is killed at the end."""
-    client = await nats.connect(broker.url)
+    client = await open_connection(broker.url)
     await provision(client.jetstream(), settings)
     group = Cluster(broker, client, settings=settings)
     try:

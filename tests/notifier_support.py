@@ -14,6 +14,7 @@ from shared.clock import FakeClock
 from shared.codec import encode
 from shared.config import AutoscaleConfig, parse_config
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, event_id_for
+from shared.nats_settings import open_connection
 from tests.support import T0
 
 GOTIFY_TOKEN = "gotifyAppTokenQ7x2"
@@ -110,9 +111,8 @@ class RunningNotifier:
 async def start_notifier(url: str, config: AutoscaleConfig, clock: FakeClock) -> RunningNotifier:
     """Build and run the notifier on a connection of its own, as a process would;
     return once every channel's consumer exists."""
-    import nats
 
-    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await open_connection(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     js = nc.jetstream()
     notifier = await build_notifier(js, config, clock)
     stop = asyncio.Event()

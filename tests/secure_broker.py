@@ -21,6 +21,7 @@ from pathlib import Path
 
 from shared.config import AutoscaleConfig
 from shared.embedded_broker import BrokerError, EmbeddedBroker, free_port, start_configured_broker
+from shared.nats_settings import open_connection
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CONF = REPO / "deploy" / "nats" / "nats-server.conf"
@@ -224,12 +225,11 @@ async def provision_as_setup(
 ) -> None:
     """What `lxc-autoscale setup --node ...` does with `config` (default: the defaults)
     and `replicas`."""
-    import nats
 
     from cli.setup import actuator_consumers
     from shared.provisioning import StreamSettings, provision
 
-    client = await nats.connect(urls, connect_timeout=2, allow_reconnect=False)
+    client = await open_connection(urls, connect_timeout=2, allow_reconnect=False)
     try:
         await provision(
             client.jetstream(),
@@ -292,9 +292,8 @@ class ShippedCluster:
 
     async def wait_for_jetstream(self, timeout_s: float = 30.0) -> None:
         """Until the servers have elected a JetStream meta leader and answer its API."""
-        import nats
 
-        client = await nats.connect(self.urls_for("setup"), connect_timeout=2, max_reconnect_attempts=-1)
+        client = await open_connection(self.urls_for("setup"), connect_timeout=2, max_reconnect_attempts=-1)
         try:
             deadline = asyncio.get_running_loop().time() + timeout_s
             while True:

@@ -32,13 +32,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from nats.errors import Error as NatsError
 from nats.js.api import DeliverPolicy
 
 from shared import subjects
 from shared.codec import CodecError, decode
 from shared.models import ScaleEvent
+from shared.nats_settings import open_connection
 
 
 class CheckFailed(Exception):
@@ -77,11 +77,11 @@ def password(user: str) -> str:
 
 
 async def connect(url: str, user: str | None, secret: str | None = None, **extra: Any) -> Any:
-    options: dict[str, Any] = {"servers": url.split(","), "name": f"ci-observer-{user}", "connect_timeout": 3}
+    options: dict[str, Any] = {"name": f"ci-observer-{user}", "connect_timeout": 3}
     if user is not None:
         options.update(user=user, password=secret if secret is not None else password(user))
     options.update(extra)
-    return await nats.connect(**options)
+    return await open_connection(url, **options)
 
 
 async def refused(url: str, user: str | None, secret: str | None) -> bool:

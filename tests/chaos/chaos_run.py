@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 import yaml
 
 from cli.demo import demo_config
@@ -48,6 +47,7 @@ from shared import subjects
 from shared.codec import CodecError, decode
 from shared.config import load_config
 from shared.models import ScaleEvent, ScaleIntent
+from shared.nats_settings import open_connection
 from simnode.scenario import build_scenario
 from simnode.tree import SimNode
 from tests.cluster_harness import service_env, stream_leader
@@ -123,7 +123,7 @@ class Witness:
 
     async def open(self, cluster: ShippedCluster) -> None:
         for url in cluster.urls_for("setup"):
-            client = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+            client = await open_connection(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
                                         error_cb=_quiet)  # fmt: skip
             await client.subscribe(subjects.INTENTS_ALL, cb=self._seen)
             self.clients.append(client)
@@ -376,7 +376,7 @@ class ChaosRun:
         admin = None
         try:
             await self.cluster.provision(replicas=3, config=config)
-            admin = await nats.connect(self.cluster.urls_for("setup"), max_reconnect_attempts=-1,
+            admin = await open_connection(self.cluster.urls_for("setup"), max_reconnect_attempts=-1,
                                        reconnect_time_wait=0.2, error_cb=_quiet)  # fmt: skip
             await witness.open(self.cluster)
             self.start_services(self.cluster)

@@ -25,6 +25,7 @@ from shared import subjects
 from shared.codec import decode
 from shared.embedded_broker import EmbeddedBroker
 from shared.models import ScaleEvent
+from shared.nats_settings import open_connection
 from tests.notify_endpoints import HttpEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,10 +54,8 @@ def _conf(workdir: Path, vmid: int) -> dict[str, str]:
 async def _run_demo_while_watching(
     broker: EmbeddedBroker, workdir: Path, notify_url: str
 ) -> tuple[str, list[bytes]]:
-    import nats
-
     raw_events: list[bytes] = []
-    watcher = await nats.connect(broker.url)
+    watcher = await open_connection(broker.url)
 
     async def collect(msg: Any) -> None:
         raw_events.append(msg.data)
@@ -76,9 +75,7 @@ async def _run_demo_while_watching(
 
 
 async def _replay_events(broker: EmbeddedBroker) -> list[ScaleEvent]:
-    import nats
-
-    nc = await nats.connect(broker.url)
+    nc = await open_connection(broker.url)
     js = nc.jetstream()
     info = await js.stream_info(subjects.EVENTS_STREAM)
     sub = await js.subscribe(subjects.EVENTS_ALL, ordered_consumer=True)

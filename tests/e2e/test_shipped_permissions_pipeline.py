@@ -22,6 +22,7 @@ from cli.processes import ProcessGroup
 from shared import subjects
 from shared.codec import decode
 from shared.models import ScaleEvent
+from shared.nats_settings import open_connection
 from simnode.scenario import build_scenario
 from tests.secure_broker import ShippedBroker
 
@@ -46,7 +47,7 @@ async def test_every_service_does_its_job_with_its_own_credentials(
     )  # fmt: skip
     assert setup.returncode == 0, setup.stderr
 
-    observer = await nats.connect(shipped_broker.url_for("observer"))
+    observer = await open_connection(shipped_broker.url_for("observer"))
     applied: list[ScaleEvent] = []
 
     async def on_event(msg: nats.aio.msg.Msg) -> None:

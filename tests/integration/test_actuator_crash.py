@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from actuator_harness import (
     PROCESS_CONFIG,
@@ -27,6 +26,7 @@ from actuator_harness import (
 from shared import failpoints
 from shared.config import load_config
 from shared.embedded_broker import EmbeddedBroker, start_broker
+from shared.nats_settings import open_connection
 from tests.secure_broker import ShippedBroker
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,7 @@ async def test_with_the_shipped_permissions_a_kill_at_every_step_ends_with_one_e
     """Killed while handling `first`; `second` (which follows first's change) is queued
     before the restart, so it is handled while `first` waits for its redelivery."""
     sim = sim_node(tmp_path / "node", (101, 2, 1024))
-    client = await nats.connect(shipped_broker.url_for("setup"))
+    client = await open_connection(shipped_broker.url_for("setup"))
     js = client.jetstream()
     await setup_node(js, load_config(config_file, env={}).actuator)  # as `lxc-autoscale setup` does
     first = intent(target=(4, 2048), source_id="first")

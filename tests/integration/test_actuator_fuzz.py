@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgpack
-import nats
 import pytest
 from actuator_harness import NODE, EventReader, eventually, intent, running_actuator, sim_node
 from hypothesis import HealthCheck, given, settings
@@ -33,6 +32,7 @@ from shared import subjects
 from shared.codec import encode
 from shared.embedded_broker import EmbeddedBroker, start_broker
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent
+from shared.nats_settings import open_connection
 from shared.provisioning import provision
 from simnode.tree import SimNode
 
@@ -72,7 +72,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     rig = Rig(broker, sim, loop)
 
     async def start() -> None:
-        rig.nc = await nats.connect(broker.url)
+        rig.nc = await open_connection(broker.url)
         await provision(rig.nc.jetstream())
         rig.actuator = await rig.stack.enter_async_context(running_actuator(rig.nc, sim))
 

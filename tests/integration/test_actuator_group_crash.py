@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from actuator_harness import (
     EventReader,
@@ -27,6 +26,7 @@ from group_harness import SOURCE, TAG, clones, group_intent, membership, pct_cal
 from shared import failpoints
 from shared.config import load_config
 from shared.models import ScaleEvent
+from shared.nats_settings import open_connection
 from simnode import settings
 from simnode.tree import SimNode
 from tests.secure_broker import ShippedBroker
@@ -85,7 +85,7 @@ async def rig(shipped_broker: ShippedBroker, tmp_path: Path) -> AsyncIterator[Ri
     sim = sim_node(tmp_path / "node", (SOURCE, 2, 1024))
     config = tmp_path / "autoscale.yaml"
     config.write_text(config_text(sim))
-    client = await nats.connect(shipped_broker.url_for("setup"))
+    client = await open_connection(shipped_broker.url_for("setup"))
     made = Rig(sim, config, client.jetstream(), shipped_broker)
     await setup_node(made.js, load_config(config, env={}).actuator)  # as `lxc-autoscale setup` does
     try:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from actuator_harness import (
     PROCESS_CONFIG,
@@ -32,6 +31,7 @@ from services.actuator.leadership import lease_key
 from services.actuator.records import LeaseRecord
 from shared import failpoints, subjects
 from shared.config import load_config
+from shared.nats_settings import open_connection
 from simnode import faults
 from simnode.tree import SimNode
 from tests.secure_broker import ShippedBroker
@@ -120,7 +120,7 @@ async def slow_pair(shipped_broker: ShippedBroker, tmp_path: Path) -> AsyncItera
 @contextlib.asynccontextmanager
 async def _pair(broker: ShippedBroker, tmp_path: Path, config: str) -> AsyncIterator[Pair]:
     made = Pair(broker, tmp_path, config)
-    made.client = await nats.connect(broker.url_for("setup"))
+    made.client = await open_connection(broker.url_for("setup"))
     try:
         await setup_node(made.js, load_config(made.config, env={}).actuator)  # as `lxc-autoscale setup` does
         yield made

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import nats
 import pytest
 
 from services.actuator.leadership import Leadership, LeaseLost, lease_key
 from services.actuator.records import LeaseRecord
 from shared import subjects
 from shared.clock import FakeClock
+from shared.nats_settings import open_connection
 from tests.secure_broker import ShippedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.shipped_nodes("pve1", "pve2")]
@@ -28,7 +28,7 @@ class Side:
 
 @pytest.fixture
 async def clients(shipped_broker: ShippedBroker) -> AsyncIterator[list[Any]]:
-    opened = [await nats.connect(shipped_broker.url_for("actuator", "pve1")) for _ in range(2)]
+    opened = [await open_connection(shipped_broker.url_for("actuator", "pve1")) for _ in range(2)]
     yield opened
     for client in opened:
         await client.close()
@@ -128,7 +128,7 @@ async def test_a_clean_stop_hands_the_lease_over_at_once(clients: list[Any]) -> 
 
 async def test_the_lease_of_another_node_is_out_of_reach(shipped_broker: ShippedBroker) -> None:
     """pve1's actuator user cannot take pve2's lease (writes are limited to `pve1.`)."""
-    client = await nats.connect(shipped_broker.url_for("actuator", "pve1"))
+    client = await open_connection(shipped_broker.url_for("actuator", "pve1"))
     try:
         other = await side(client, "intruder", node="pve2")
         await other.lease.step()

@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
-import nats
 import pytest
 from actuator_harness import EventReader, eventually, intent, publish_intent, set_calls, sim_node
 
 from services.actuator.wiring import node_consumer
 from shared import subjects
 from shared.config import load_config
+from shared.nats_settings import open_connection
 from shared.provisioning import BUCKETS, ReplicasError, StreamSettings, provision
 from tests.cluster_harness import (
     FAST_ACTUATOR,
@@ -32,7 +32,7 @@ STREAMS = (subjects.METRICS_STREAM, subjects.INTENTS_STREAM, subjects.EVENTS_STR
 
 
 async def test_setup_keeps_three_copies_of_every_stream_and_bucket(shipped_cluster: ShippedCluster) -> None:
-    client = await nats.connect(shipped_cluster.urls_for("setup"))
+    client = await open_connection(shipped_cluster.urls_for("setup"))
     try:
         js = client.jetstream()
         for name in [*STREAMS, *(f"KV_{bucket}" for bucket in BUCKETS)]:
@@ -51,7 +51,7 @@ async def test_asking_for_more_copies_than_servers_is_refused_clearly(
         (shipped_cluster.urls_for("setup"), 5, "the cluster 'autoscale' has 3 server(s)"),
         ([shipped_broker.url], 3, "'lxc-autoscale-nats' is not part of a cluster"),
     ):
-        client = await nats.connect(url)
+        client = await open_connection(url)
         try:
             with pytest.raises(ReplicasError, match=r"NATS\.replicas is") as refused:
                 await provision(client.jetstream(), StreamSettings(replicas=replicas),
@@ -61,7 +61,7 @@ async def test_asking_for_more_copies_than_servers_is_refused_clearly(
         finally:
             await client.close()
     # Without the INFO check the server's own refusal is explained the same way.
-    client = await nats.connect(shipped_broker.url)
+    client = await open_connection(shipped_broker.url)
     try:
         with pytest.raises(ReplicasError, match="cannot keep 3 copies"):
             await provision(client.jetstream(), StreamSettings(replicas=3))
@@ -86,7 +86,7 @@ async def _survivors_client(cluster: ShippedCluster, victim: ShippedBroker) -> A
     socket of a failed handshake open for the garbage collector (a ResourceWarning at some
     later test); the services under test reconnect, this observer has no need to."""
     urls = [server.url_for("setup") for server in cluster.servers if server is not victim]
-    return await nats.connect(urls, allow_reconnect=False)
+    return await open_connection(urls, allow_reconnect=False)
 
 
 async def _open_reader(js: Any) -> EventReader:
@@ -113,7 +113,7 @@ async def test_killing_the_stream_leader_mid_burst_loses_no_intent_and_applies_n
     log = tmp_path / "actuator.log"
     # As `lxc-autoscale setup --node pve1` does with NATS.replicas: 3.
     consumer = node_consumer(load_config(config, env={}).actuator, "pve1")
-    setup = await nats.connect(shipped_cluster.urls_for("setup"), allow_reconnect=False)
+    setup = await open_connection(shipped_cluster.urls_for("setup"), allow_reconnect=False)
     try:
         await setup.jetstream().add_consumer(subjects.INTENTS_STREAM, consumer)
     finally:

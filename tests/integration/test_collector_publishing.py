@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import nats
 from support import metric
 
 from services.collector.cycle import Collector
@@ -23,7 +22,7 @@ from shared.clock import SystemClock
 from shared.codec import decode
 from shared.embedded_broker import EmbeddedBroker, start_broker
 from shared.models import NodeSample
-from shared.nats_settings import NatsSettings, connect
+from shared.nats_settings import NatsSettings, connect, open_connection
 from shared.provisioning import provision
 
 INTERVAL_S = 0.2
@@ -56,7 +55,7 @@ def make_service(root: Path, nc: Any) -> CollectorService:
 
 async def stored_samples(url: str) -> list[NodeSample]:
     """Every sample the metrics stream holds, in order."""
-    client = await nats.connect(url)
+    client = await open_connection(url)
     try:
         js = client.jetstream()
         info = await js.stream_info(subjects.METRICS_STREAM)
@@ -207,7 +206,7 @@ async def test_the_collector_command_publishes_and_stops_cleanly_on_sigterm(
     )  # fmt: skip
     try:
         received: list[NodeSample] = []
-        client = await nats.connect(broker.url)
+        client = await open_connection(broker.url)
         sub = await client.subscribe(subjects.metrics_subject("pve9"))
         while len(received) < 2:
             message = await sub.next_msg(timeout=10)

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from shared.embedded_broker import free_port, nats_server_binary, start_configured_broker
+from shared.nats_settings import open_connection
 from tests.secure_broker import SHIPPED_CONF, generate_env, shipped_conf_for_test
 
 pytestmark = pytest.mark.integration
@@ -445,8 +446,6 @@ def _monitor(port: int, path: str) -> dict[str, Any]:
 async def test_the_shipped_cluster_config_forms_one_jetstream_cluster_and_routes_need_the_password(
     tmp_path: Path, cluster_dotenv: dict[str, str]
 ) -> None:
-    import nats
-
     numbers: list[int] = []
     while len(numbers) < 12:
         numbers += [port for port in [free_port()] if port not in numbers]
@@ -467,7 +466,7 @@ async def test_the_shipped_cluster_config_forms_one_jetstream_cluster_and_routes
             _cluster_member(tmp_path / "intruder", "intruder", ports[3], intruder_routes, cluster_dotenv)
         )
         admin = f"nats://admin:{cluster_dotenv['NATS_ADMIN_PASSWORD']}@127.0.0.1"
-        client = await nats.connect([f"{admin}:{p['client']}" for p in ports[:3]], connect_timeout=2)
+        client = await open_connection([f"{admin}:{p['client']}" for p in ports[:3]], connect_timeout=2)
         try:
             js = client.jetstream(timeout=5)
             deadline = asyncio.get_running_loop().time() + 30

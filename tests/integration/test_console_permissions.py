@@ -22,6 +22,7 @@ from shared.dry_run import DryRunEntry
 from shared.embedded_broker import free_port
 from shared.groups import Member, MembershipRecord
 from shared.models import ResourceSize, ScaleEvent
+from shared.nats_settings import open_connection
 from shared.pauses import PauseEntry
 from tests.secure_broker import ShippedBroker
 
@@ -61,9 +62,7 @@ async def _actuator_lag(http: Any, url: str) -> float:
 
 
 async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBroker) -> None:
-    import nats
-
-    admin = await nats.connect(shipped_broker.url)
+    admin = await open_connection(shipped_broker.url)
     js = admin.jetstream()
     await _seed(js)
     port = free_port()

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import nats
 import pytest
 from decider_harness import Replica, until
 
@@ -20,6 +19,7 @@ from shared.codec import decode_intent, encode
 from shared.config import AutoscaleConfig, parse_config
 from shared.groups import ActionLock
 from shared.models import ContainerReading, GroupIntent, HostTotals, NodeSample
+from shared.nats_settings import open_connection
 from tests.secure_broker import ShippedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.shipped_nodes("pve1", "pve2")]
@@ -98,7 +98,7 @@ async def feed(js: Any, seconds: float, *pve1: ContainerReading, pve2: Sequence[
 async def test_two_replicas_make_one_scale_out_per_decision_and_wait_for_its_clone(
     shipped_broker: ShippedBroker,
 ) -> None:
-    admin = await nats.connect(shipped_broker.url)
+    admin = await open_connection(shipped_broker.url)
     js = admin.jetstream()
     try:
         async with replicas(shipped_broker, 2) as both:
@@ -129,7 +129,7 @@ async def test_two_replicas_make_one_scale_out_per_decision_and_wait_for_its_clo
 async def test_a_tagged_clone_no_record_knows_is_scaled_in_and_a_stale_node_holds_the_group(
     shipped_broker: ShippedBroker,
 ) -> None:
-    admin = await nats.connect(shipped_broker.url)
+    admin = await open_connection(shipped_broker.url)
     js = admin.jetstream()
     try:
         async with replicas(shipped_broker, 1) as [replica]:

@@ -20,6 +20,7 @@ from shared import failpoints, subjects
 from shared.codec import encode
 from shared.config import parse_config
 from shared.models import HostTotals
+from shared.nats_settings import open_connection
 from shared.provisioning import StreamSettings
 
 
@@ -116,7 +117,7 @@ async def test_a_sample_whose_node_is_not_its_subjects_node_is_refused(shipped_b
     service = DeciderService(config, replica_id="r1")  # the streams as the fixture's setup made them
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
-    collector = await nats.connect(shipped_broker.url_for("collector", "pve1"))
+    collector = await open_connection(shipped_broker.url_for("collector", "pve1"))
     try:
         await until(lambda: _has_handler(service), what="replica ready")
         js = collector.jetstream()

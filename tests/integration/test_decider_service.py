@@ -19,6 +19,7 @@ from shared.codec import encode
 from shared.config import parse_config
 from shared.dry_run import store_dry_run
 from shared.models import NodeSample
+from shared.nats_settings import open_connection
 from shared.provisioning import provision
 
 
@@ -228,7 +229,7 @@ async def run_scenario(
 async def test_three_replicas_decide_exactly_what_one_replica_decides(broker: Any) -> None:
     results = []
     for count in (1, 3):
-        client = await nats.connect(broker.url)
+        client = await open_connection(broker.url)
         js = client.jetstream()
         for bucket in (subjects.STATE_BUCKET,):
             with contextlib.suppress(Exception):

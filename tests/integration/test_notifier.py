@@ -20,6 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from shared import subjects
 from shared.clock import FakeClock
 from shared.logs import setup_logging
+from shared.nats_settings import open_connection
 from tests.notifier_support import (
     GOTIFY_TOKEN,
     KUMA_TOKEN,
@@ -41,9 +42,8 @@ CHANNELS = ("gotify", "email", "uptime-kuma", "webhook")
 @pytest.fixture
 async def nc(shipped_broker: Any) -> AsyncIterator[Any]:
     """The operator's connection (setup/admin user) that publishes the events."""
-    import nats
 
-    client = await nats.connect(shipped_broker.url)
+    client = await open_connection(shipped_broker.url)
     yield client
     await client.close()
 
@@ -328,14 +328,12 @@ async def test_a_wrong_smtp_password_fails_for_good_without_retries(
 async def test_the_notifier_user_may_not_publish_events_nor_touch_other_consumers(
     shipped_broker: Any, nc: Any
 ) -> None:
-    import nats
-
     errors: list[str] = []
 
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc).lower())
 
-    client = await nats.connect(shipped_broker.url_for("notifier"), error_cb=on_error)
+    client = await open_connection(shipped_broker.url_for("notifier"), error_cb=on_error)
     try:
         for subject in (
             subjects.events_subject("pve1", 101),

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import yaml
 
 from services.notifier.payloads import signature
 from shared.embedded_broker import free_port
+from shared.nats_settings import open_connection
 from tests.notifier_support import GOTIFY_TOKEN, KUMA_TOKEN, WEBHOOK_SECRET, publish, scale_event
 from tests.notify_endpoints import HttpEndpoint, eventually
 
@@ -76,7 +76,7 @@ async def test_a_killed_notifier_resumes_without_sending_anything_twice_and_logs
     }))  # fmt: skip
     log = tmp_path / "notifier.log"
     url = shipped_broker.url_for("notifier")
-    admin = await nats.connect(shipped_broker.url)
+    admin = await open_connection(shipped_broker.url)
     process = start_notifier(config, url, log, secrets_env())
     try:
         await wait_for_consumers(admin, 3)
@@ -131,7 +131,7 @@ async def test_a_crash_around_the_delivery_record(
         "NOTIFIER": {"max_attempts": 1, "timeout_s": 1, "backoff_max_s": 0.1},
     }))  # fmt: skip
     log, url = tmp_path / "notifier.log", shipped_broker.url_for("notifier")
-    admin = await nats.connect(shipped_broker.url)
+    admin = await open_connection(shipped_broker.url)
     js = admin.jetstream()
     process = start_notifier(config, url, log, {"AUTOSCALE_FAILPOINTS": f"{failpoint}=kill"})
     try:

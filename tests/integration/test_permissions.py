@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import nats
 import pytest
 from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig, StreamSource, SubjectTransform
 
 from shared import subjects
+from shared.nats_settings import open_connection
 from shared.provisioning import BUCKETS, verify
 from tests.secure_broker import ShippedBroker
 
@@ -48,7 +49,7 @@ class Client:
         async def on_error(exc: Exception) -> None:
             errors.append(str(exc))
 
-        nc = await nats.connect(url, error_cb=on_error, connect_timeout=2, name=f"test-{name}")
+        nc = await open_connection(url, error_cb=on_error, connect_timeout=2, name=f"test-{name}")
         return cls(nc, errors)
 
     @property
@@ -310,6 +311,56 @@ async def test_only_the_observer_and_admin_may_listen_to_samples_or_events(users
     assert not observer.errors
 
 
+def refused_subscriptions(client: Client) -> set[str]:
+    """The subjects the server refused `client` a subscription to (lower case, as nats-py
+    reports them)."""
+    return {
+        match.group(1)
+        for error in client.violations()
+        if (match := re.search(r'subscription to "([^"]+)"', error, re.IGNORECASE))
+    }
+
+
+@pytest.mark.parametrize("name", [*SERVICE_USERS, "actuator-pve2"])
+async def test_a_user_may_listen_only_on_its_own_inbox(users: dict[str, Client], name: str) -> None:
+    client = users[name]
+    own = client.nc.new_inbox()
+    assert own.startswith(f"_INBOX.{name}.")
+    others = [f"_INBOX.{other}.>" for other in [*SERVICE_USERS, "actuator-pve2"] if other != name]
+    # everyone's replies; any user's; nats-py's default inbox (a client without the prefix)
+    forbidden = ["_INBOX.>", "_INBOX.*.>", "_INBOX.*", "_INBOX.xq3mz9", *others]
+    for subject in [*forbidden, own]:
+        await client.nc.subscribe(subject)
+    await client.nc.flush(timeout=2)
+    for _ in range(40):
+        if len(refused_subscriptions(client)) >= len(forbidden):
+            break
+        await asyncio.sleep(0.025)
+    assert refused_subscriptions(client) == {subject.lower() for subject in forbidden}
+
+
+async def test_another_user_sees_none_of_a_users_replies(users: dict[str, Client]) -> None:
+    """The console (which may read the state bucket too) listens for the decider's replies:
+    refused, and it gets nothing while the decider's reads and publish acks arrive."""
+    decider, console = users["decider"], users["console"]
+    seen: list[str] = []
+
+    async def record(msg: Any) -> None:
+        seen.append(msg.subject)
+
+    await console.nc.subscribe("_INBOX.decider.>", cb=record)
+    await console.nc.flush(timeout=2)
+    state = await decider.js.key_value(subjects.STATE_BUCKET)
+    await state.put(subjects.state_key("pve1", 101), b"cooldown")
+    assert (await state.get(subjects.state_key("pve1", 101))).value == b"cooldown"
+    ack = await decider.js.publish(subjects.intents_subject("pve1"), b"intent", headers={"Nats-Msg-Id": "r"})
+    assert ack.stream == subjects.INTENTS_STREAM
+    await asyncio.sleep(0.2)
+    assert refused_subscriptions(console) == {"_inbox.decider.>"}
+    assert seen == []
+    assert not decider.errors
+
+
 # nats-py leaves the socket of a refused connection for the garbage collector.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_anonymous_and_wrong_password_clients_are_refused(shipped_broker: ShippedBroker) -> None:
@@ -325,7 +376,7 @@ async def test_anonymous_and_wrong_password_clients_are_refused(shipped_broker: 
         {"user": "collector", "password": pve2_password},  # the old shared user is gone
     ):
         with pytest.raises((NatsError, OSError)):
-            await nats.connect(
+            await open_connection(
                 f"nats://127.0.0.1:{shipped_broker.port}", allow_reconnect=False, max_reconnect_attempts=0,
                 connect_timeout=2, error_cb=quiet, **credentials,
             )  # fmt: skip

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nats import connect as nats_connect
 from nats.js.api import RetentionPolicy, StreamConfig, StreamSource
 
 from shared import subjects
 from shared.codec import decode, encode
 from shared.models import DecisionReason, ResourceSize, ScaleIntent
+from shared.nats_settings import open_connection
 from shared.provisioning import (
     NotProvisionedError,
     StreamSettings,
@@ -78,9 +78,7 @@ async def test_a_duplicate_intent_is_stored_once(nc: Any) -> None:
 
 
 async def test_a_service_on_a_broker_setup_has_not_prepared_is_told_what_is_missing(broker: Any) -> None:
-    import nats
-
-    client = await nats.connect(broker.url)
+    client = await open_connection(broker.url)
     try:
         with pytest.raises(NotProvisionedError) as refused:
             await verify(
@@ -134,7 +132,7 @@ async def test_setup_makes_each_nodes_actuator_consumer_and_never_logs_the_passw
     output = done.stdout + done.stderr
     assert password not in output
     assert f"nats://***@127.0.0.1:{shipped_broker.port}" in output
-    client = await nats_connect(url)
+    client = await open_connection(url)
     try:
         for node in ("pve1", "pve7", "pve8", "pve9"):
             info = await client.jetstream().consumer_info(

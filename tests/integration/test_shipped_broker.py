@@ -11,6 +11,7 @@ import nats
 import pytest
 
 from shared import subjects
+from shared.nats_settings import open_connection
 from tests.secure_broker import SHIPPED_CONF, ShippedBroker
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ def test_only_the_listen_address_monitoring_port_and_store_differ(shipped_broker
 
 
 async def test_setup_provisioned_and_a_restart_keeps_port_and_streams(shipped_broker: ShippedBroker) -> None:
-    client = await nats.connect(shipped_broker.url, connect_timeout=2, max_reconnect_attempts=-1,
+    client = await open_connection(shipped_broker.url, connect_timeout=2, max_reconnect_attempts=-1,
                                 reconnect_time_wait=0.1)  # fmt: skip
     try:
         js = client.jetstream(timeout=2)
