@@ -18,8 +18,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lxc-autoscale demo $(DEMO_ARGS)
 
+# pytest-xdist workers: the suite mostly waits on real processes (brokers, services,
+# simulated pct), so 4 workers keep 2 cores busy; PYTEST_WORKERS=0 runs it serially.
+# loadgroup keeps the tests sharing a module fixture on one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 4
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

