@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.models import GroupAction
+from shared.models import EventOutcome, GroupAction
 from shared.validation import GROUP_NAME_PATTERN, GroupName, NodeName, Vmid
 
 GROUP_TAG_PREFIX = "autoscale-group-"
@@ -106,3 +106,26 @@ class ActionLock(_Record):
     state: Literal["pending", "done"] = "pending"
     done_at: AwareDatetime | None = None
     outcome: Annotated[str, Field(max_length=200)] = ""  # how it ended, e.g. "clone 201 ready"
+
+
+class ActionOutcome(_Record):
+    """`outcome.<node>.<group>`: how the last group intent that node's actuator ran ended,
+    written by that actuator after it published the terminal event. A decider holding a
+    `pending` action with the same intent id ends it at once when the outcome is not
+    `applied` (a failure, a rejection, an expired intent): without it the group would wait
+    `action_timeout_s` (docs/horizontal.md, "When an action fails")."""
+
+    group: GroupName
+    node: NodeName
+    intent_id: IntentId
+    action: GroupAction
+    outcome: EventOutcome
+    detail: Annotated[str, Field(max_length=64)]
+    occurred_at: AwareDatetime
+
+    def ends_pending(self, lock: ActionLock) -> bool:
+        """This outcome ends `lock` early: the same intent, on the lock's node, and
+        nothing to wait for in samples. A dry run's `skipped` is not one: its lock holds
+        for the grace period on purpose."""
+        same = (self.intent_id, self.node, self.group) == (lock.intent_id, lock.node, lock.group)
+        return same and self.outcome != "applied" and self.detail != "dry-run"

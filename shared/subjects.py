@@ -92,6 +92,12 @@ def group_ip_key(group: str, ip: str) -> str:
     return f"ips.{check_group_name(group)}.{str(address).replace('.', '-').replace(':', '-')}"
 
 
+def group_outcome_key(node: str, group: str) -> str:
+    """The last terminal outcome of a group intent that node's actuator ran: per node, so
+    an actuator can only report (and end) the actions sent to its own node."""
+    return f"outcome.{check_node_name(node)}.{check_group_name(group)}"
+
+
 def group_action_key(group: str) -> str:
     """The deciders' one-action-at-a-time lock of a group (taken with compare-and-set)."""
     return f"action.{check_group_name(group)}"

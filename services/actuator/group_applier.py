@@ -109,6 +109,7 @@ class GroupApplier:
             await failpoints.reach("actuator.after-decide")
             await self._publisher.publish(record.outcome)
             await failpoints.reach("actuator.after-publish")
+            await self._store.report_outcome(self._settings.node, record.outcome)
             if record.intent.node == self._settings.node:
                 await self._store.write_journal(
                     self._settings.node, record.model_copy(update={"published": True})

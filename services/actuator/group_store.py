@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.actuator.group_records import Progress
 from shared import subjects
-from shared.groups import IdReservation, IpReservation, MembershipRecord
+from shared.groups import ActionOutcome, IdReservation, IpReservation, MembershipRecord
 from shared.models import GroupIntent, ScaleEvent
-from shared.validation import check_node_name
+from shared.validation import check_node_name, sanitize
 
 log = logging.getLogger(__name__)
 CAS_ATTEMPTS = 20  # membership updates racing other actuators; each retry re-reads
@@ -111,6 +111,25 @@ class GroupStore:
                 return parse(raw).intent_id == intent_id
             except ValidationError:
                 return False
+
+    # ---------------------------------------------------------------- outcomes
+
+    async def report_outcome(self, node: str, event: ScaleEvent) -> None:
+        """`outcome.<node>.<group>`: the terminal event of a group intent, for the deciders
+        (a failed or rejected action ends the group's pending action at once). Best effort:
+        the event is out already; without this record the deciders end the action only at
+        `action_timeout_s` (docs/horizontal.md, "When an action fails")."""
+        if event.group is None:
+            return
+        try:
+            outcome = ActionOutcome(
+                group=event.group.name, node=node, intent_id=event.intent_id, action=event.group.action,
+                outcome=event.outcome, detail=event.detail, occurred_at=event.occurred_at,
+            )  # fmt: skip
+            await self._groups.put(subjects.group_outcome_key(node, event.group.name), outcome.to_bytes())
+        except Exception as exc:
+            log.warning("group outcome not recorded: %s", sanitize(exc, 300), extra={
+                "event": "group_outcome_unrecorded", "intent_id": event.intent_id})  # fmt: skip
 
     # ---------------------------------------------------------------- membership
 

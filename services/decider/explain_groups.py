@@ -16,10 +16,10 @@ from services.decider.group_policy.decide import stale_nodes
 from services.decider.policy import PolicyView
 from shared.config import AutoscaleConfig
 from shared.explanation import ExplainGroups, GroupExplanation, GroupMemberExplanation
-from shared.groups import ActionLock, MembershipRecord
+from shared.groups import ActionLock, ActionOutcome, MembershipRecord
 from shared.models import NodeSample
 
-R = TypeVar("R", MembershipRecord, ActionLock)
+R = TypeVar("R", MembershipRecord, ActionLock, ActionOutcome)
 
 
 def make_group_explainer(config: AutoscaleConfig) -> ExplainGroups:
@@ -44,7 +44,8 @@ def explain_all_groups(
     for name, group in view.config.groups.items():
         record = _read(MembershipRecord, records.get(f"members.{name}"))
         lock = _read(ActionLock, records.get(f"action.{name}"))
-        decision = decide_group(name, group, samples, record, lock, view, now)
+        ended = _read(ActionOutcome, records.get(f"outcome.{lock.node}.{name}")) if lock else None
+        decision = decide_group(name, group, samples, record, lock, view, now, ended)
         members = members_of(name, group, samples, stale, record)
         result[name] = GroupExplanation(
             group=name,

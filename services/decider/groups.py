@@ -28,7 +28,7 @@ from services.decider.kv_watch import follow, stop_following
 from services.decider.policy import PolicyView
 from shared import subjects
 from shared.codec import CodecError, decode, encode
-from shared.groups import ActionLock, MembershipRecord
+from shared.groups import ActionLock, ActionOutcome, MembershipRecord
 from shared.models import NodeSample
 from shared.validation import sanitize
 
@@ -47,6 +47,7 @@ class GroupCoordinator:
         self.samples: dict[str, NodeSample] = {}
         self.records: dict[str, MembershipRecord] = {}
         self.locks: dict[str, tuple[ActionLock | None, int]] = {}  # group -> (record, revision)
+        self.outcomes: dict[tuple[str, str], ActionOutcome] = {}  # (group, node) -> last reported
         self.notes: dict[str, str] = {}  # the last decision's note per group (logged on change)
         self.intents = 0
         self._kv: KeyValue | None = None
@@ -88,7 +89,8 @@ class GroupCoordinator:
         for name, group in view.config.groups.items():
             lock, _ = self.locks.get(name, (None, 0))
             record = self.records.get(name)
-            decision = decide_group(name, group, self.samples, record, lock, view, self._now())
+            ended = self.outcomes.get((name, lock.node)) if lock is not None else None
+            decision = decide_group(name, group, self.samples, record, lock, view, self._now(), ended)
             if decision.lock is not None:
                 await self._act(decision)
             elif self.notes.get(name) != decision.note:
@@ -166,9 +168,23 @@ class GroupCoordinator:
                     self.records[name] = MembershipRecord.from_bytes(value)
                 else:
                     self.records.pop(name, None)
+            elif kind == "outcome":
+                self._apply_outcome(name, value)
         except ValueError as exc:
             # An unreadable action record is replaced at the next action (its revision is kept).
             if kind == "action":
                 self.locks[name] = (None, revision)
             log.warning("unreadable groups record %s: %s", sanitize(key, 100), sanitize(exc, 300),
                         extra={"event": "groups_record_unreadable"})  # fmt: skip
+
+    def _apply_outcome(self, rest: str, value: bytes | None) -> None:
+        node, _, name = rest.partition(".")
+        if not value:
+            self.outcomes.pop((name, node), None)
+            return
+        outcome = ActionOutcome.from_bytes(value)
+        # Only the key is guarded by the permissions (actuator-<node> writes outcome.<node>.*):
+        # a record naming another node or group than its key is not believed.
+        if (outcome.node, outcome.group) != (node, name):
+            raise ValueError(f"outcome record for {outcome.node}/{outcome.group} under another key")
+        self.outcomes[(name, node)] = outcome

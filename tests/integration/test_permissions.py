@@ -272,6 +272,8 @@ async def test_each_service_user_can_do_its_job_through_jetstream(users: dict[st
         ("actuator-pve1", "$JS.API.CONSUMER.MSG.NEXT.AUTOSCALE_METRICS.deciders"),
         ("actuator-pve1", "$JS.API.CONSUMER.DURABLE.CREATE.AUTOSCALE_INTENTS.actuator-pve1"),
         ("actuator-pve1", "$KV.autoscale_groups.action.web"),
+        ("actuator-pve1", "$KV.autoscale_groups.outcome.pve2.web"),
+        ("decider", "$KV.autoscale_groups.outcome.pve1.web"),
         ("collector-pve1", "$KV.autoscale_groups.members.web"),
         ("observer", "$KV.autoscale_groups.members.web"),
         ("notifier", "$KV.autoscale_groups.members.web"),
@@ -385,7 +387,8 @@ async def test_anonymous_and_wrong_password_clients_are_refused(shipped_broker: 
 
 async def test_the_groups_bucket_serves_each_user_its_part(users: dict[str, Client]) -> None:
     """Deciders take and release a group's action lock with compare-and-set and read the
-    membership; actuators write membership and reservations; console and observer read."""
+    membership and outcomes; actuators write membership, reservations and their node's
+    outcomes; console and observer read."""
     from nats.js.errors import KeyWrongLastSequenceError
 
     members, lock = subjects.group_members_key("web"), subjects.group_action_key("web")
@@ -394,12 +397,14 @@ async def test_the_groups_bucket_serves_each_user_its_part(users: dict[str, Clie
     await actuator.update(members, b'{"members": [200, 201, 202]}', last=written)
     await actuator.create(subjects.group_id_key(202), b"reserved")
     await actuator.create(subjects.group_ip_key("web", "10.0.0.22"), b"202")
+    await actuator.put(subjects.group_outcome_key("pve1", "web"), b"failed")  # its own node's only
 
     decider = await users["decider"].js.key_value(subjects.GROUPS_BUCKET)
     taken = await decider.create(lock, b"scale-out")
     with pytest.raises(KeyWrongLastSequenceError):  # a second replica loses the race
         await decider.create(lock, b"scale-out again")
     assert (await decider.get(members)).value == b'{"members": [200, 201, 202]}'
+    assert (await decider.get(subjects.group_outcome_key("pve1", "web"))).value == b"failed"
     await decider.delete(lock, last=taken)
 
     for reader in ("console", "observer"):

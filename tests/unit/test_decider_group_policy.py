@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.decider.group_policy import decide_group
 from services.decider.policy import PolicyView
 from shared.config import parse_config
-from shared.groups import ActionLock, Member, MembershipRecord
+from shared.groups import ActionLock, ActionOutcome, Member, MembershipRecord
 from shared.models import ContainerReading, HostTotals, NodeSample
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -74,9 +74,17 @@ def done_lock(ago_s: float, action: str = "scale-out") -> ActionLock:
 
 
 def decide(samples: dict[str, NodeSample], *, rec: MembershipRecord | None = None,
-           lock: ActionLock | None = None, now: datetime = NOW, **group: Any) -> Any:  # fmt: skip
+           lock: ActionLock | None = None, now: datetime = NOW, ended: ActionOutcome | None = None,
+           **group: Any) -> Any:  # fmt: skip
     policy = view(**group)
-    return decide_group("web", policy.config.groups["web"], samples, rec, lock, policy, now)
+    return decide_group("web", policy.config.groups["web"], samples, rec, lock, policy, now, ended)
+
+
+def reported(lock: ActionLock, outcome: str, detail: str, **fields: Any) -> ActionOutcome:
+    """What the lock's node's actuator writes after the intent's terminal event."""
+    values = {"group": "web", "node": lock.node, "intent_id": lock.intent_id, "action": lock.action,
+              "outcome": outcome, "detail": detail, "occurred_at": NOW + timedelta(seconds=3)}  # fmt: skip
+    return ActionOutcome(**{**values, **fields})
 
 
 HOT = cluster(node("pve1", ct(SOURCE, 95), ct(LISTED, 85)))
@@ -177,6 +185,46 @@ def test_a_pending_action_whose_outcome_never_shows_expires() -> None:
     assert decide(HOT, lock=pending, now=NOW + timedelta(seconds=599)).lock is None
     expired = decide(HOT, lock=pending, now=NOW + timedelta(seconds=600)).lock
     assert expired.state == "done" and "expired after 600 s" in expired.outcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "detail"),
+    [("failed", "pool-exhausted"), ("rejected", "not-the-source"), ("skipped", "expired"),
+     ("failed", "clone-incomplete")],
+)  # fmt: skip
+def test_a_failed_or_rejected_action_ends_at_once_and_the_group_retries_after_its_grace(
+    outcome: str, detail: str
+) -> None:
+    pending = decide(HOT).lock
+    soon = NOW + timedelta(seconds=5)
+    released = decide(HOT, lock=pending, now=soon, ended=reported(pending, outcome, detail))
+    assert released.intent is None and released.lock.state == "done"
+    assert released.lock.outcome == f"{outcome} by the actuator of pve1: {detail}"
+    # not the 900 s action_timeout_s: the grace period (300 s from the action) decides the retry
+    def hot(at: datetime) -> dict[str, NodeSample]:
+        return cluster(node("pve1", ct(SOURCE, 95), ct(LISTED, 85), at=at))
+
+    before = NOW + timedelta(seconds=299)
+    assert "grace period holds" in decide(hot(before), lock=released.lock, now=before).note
+    after = NOW + timedelta(seconds=300)
+    retry = decide(hot(after), lock=released.lock, now=after)
+    assert retry.intent is not None and retry.intent.action == "scale-out"
+
+
+def test_only_the_pending_intents_own_non_applied_outcome_from_its_node_ends_it() -> None:
+    pending = decide(HOT).lock
+    soon = NOW + timedelta(seconds=5)
+    others = [
+        reported(pending, "failed", "command-failed", intent_id="d" * 32),  # an earlier intent's
+        reported(pending, "failed", "command-failed", node="pve2"),  # another node's actuator
+        reported(pending, "applied", "scaled-out"),  # applied: the clone's readiness ends it
+    ]
+    for ended in others:
+        held = decide(HOT, lock=pending, now=soon, ended=ended)
+        assert held.lock is None and "waiting for scale-out" in held.note, ended
+    # a dry run's skip holds its lock for the grace period, as before
+    dry = decide(HOT, dry_run=True).lock
+    assert decide(HOT, lock=dry, now=soon, ended=reported(dry, "skipped", "dry-run")).lock is None
 
 
 def test_a_pending_scale_in_is_done_when_the_member_stops_or_vanishes() -> None:

@@ -20,7 +20,7 @@ from services.decider.group_policy.members import Member, members_of
 from services.decider.policy.decide import stale_limit_s
 from services.decider.policy.view import PolicyView
 from shared.config import HorizontalGroup
-from shared.groups import ActionLock, MembershipRecord
+from shared.groups import ActionLock, ActionOutcome, MembershipRecord
 from shared.models import DecisionReason, GroupAction, GroupIntent, NodeSample, Scalar
 
 
@@ -48,11 +48,13 @@ def decide_group(
     lock: ActionLock | None,
     view: PolicyView,
     now: datetime,
+    ended: ActionOutcome | None = None,
 ) -> GroupDecision:
+    """`ended`: the last outcome the pending action's node reported for this group."""
     stale = stale_nodes(samples, view, now)
     members = members_of(name, group, samples, stale, record)
     if lock is not None and lock.state == "pending":
-        return _follow_pending(name, group, lock, members, now)
+        return _follow_pending(name, group, lock, members, now, ended)
     waiting = [m for m in members if m.node_stale]
     if waiting:
         nodes = sorted({m.node for m in waiting if m.node is not None})
@@ -75,11 +77,15 @@ def decide_group(
 
 
 def _follow_pending(
-    name: str, group: HorizontalGroup, lock: ActionLock, members: Sequence[Member], now: datetime
-) -> GroupDecision:
-    """The action in flight is done when its outcome shows, or when it has expired."""
+    name: str, group: HorizontalGroup, lock: ActionLock, members: Sequence[Member], now: datetime,
+    ended: ActionOutcome | None,
+) -> GroupDecision:  # fmt: skip
+    """The action in flight is done when its outcome shows, when its actuator reports that
+    it ended without applying it, or when it has expired."""
     outcome = ""
-    if lock.action == "scale-out":
+    if ended is not None and ended.ends_pending(lock):
+        outcome = f"{ended.outcome} by the actuator of {ended.node}: {ended.detail}"
+    elif lock.action == "scale-out":
         new = [m for m in members if m.kind == "clone" and m.vmid not in lock.members_before]
         done = [m for m in new if m.ready(group.ready_after_s)]
         if done:
