@@ -19,7 +19,7 @@ from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig, StreamSour
 from shared import subjects
 from shared.nats_settings import open_connection
 from shared.provisioning import BUCKETS, verify
-from tests.secure_broker import ShippedBroker
+from tests.secure_broker import PER_NODE_USERS, USERS, ShippedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.shipped_nodes("pve1", "pve2")]
 
@@ -323,22 +323,32 @@ def refused_subscriptions(client: Client) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("name", [*SERVICE_USERS, "actuator-pve2"])
-async def test_a_user_may_listen_only_on_its_own_inbox(users: dict[str, Client], name: str) -> None:
-    client = users[name]
+# Every user the shipped role files make (a new role file is covered too), but admin.
+SHIPPED_USERS = {
+    **{role: (role, None) for role in USERS if role != "admin"},
+    **{f"{role}-{node}": (role, node) for role in PER_NODE_USERS for node in ("pve1", "pve2")},
+}
+
+
+@pytest.mark.parametrize("name", list(SHIPPED_USERS))
+async def test_a_user_may_listen_only_on_its_own_inbox(shipped_broker: ShippedBroker, name: str) -> None:
+    client = await Client.open(shipped_broker.url_for(*SHIPPED_USERS[name]), name)
     own = client.nc.new_inbox()
     assert own.startswith(f"_INBOX.{name}.")
-    others = [f"_INBOX.{other}.>" for other in [*SERVICE_USERS, "actuator-pve2"] if other != name]
+    others = [f"_INBOX.{other}.>" for other in SHIPPED_USERS if other != name]
     # everyone's replies; any user's; nats-py's default inbox (a client without the prefix)
     forbidden = ["_INBOX.>", "_INBOX.*.>", "_INBOX.*", "_INBOX.xq3mz9", *others]
-    for subject in [*forbidden, own]:
-        await client.nc.subscribe(subject)
-    await client.nc.flush(timeout=2)
-    for _ in range(40):
-        if len(refused_subscriptions(client)) >= len(forbidden):
-            break
-        await asyncio.sleep(0.025)
-    assert refused_subscriptions(client) == {subject.lower() for subject in forbidden}
+    try:
+        for subject in [*forbidden, own]:
+            await client.nc.subscribe(subject)
+        await client.nc.flush(timeout=2)
+        for _ in range(40):
+            if len(refused_subscriptions(client)) >= len(forbidden):
+                break
+            await asyncio.sleep(0.025)
+        assert refused_subscriptions(client) == {subject.lower() for subject in forbidden}
+    finally:
+        await client.nc.close()
 
 
 async def test_another_user_sees_none_of_a_users_replies(users: dict[str, Client]) -> None:
