@@ -67,18 +67,6 @@ def pve(tmp_path: Path) -> Iterator[PveApi]:
         yield api
 
 
-@pytest.fixture
-def processes() -> Iterator[list[Any]]:
-    started: list[Any] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
-
-
 @pytest.mark.parametrize("step", ["command", "publish"])
 async def test_an_api_actuator_killed_mid_intent_makes_one_change_and_one_event(
     nc: Any, broker: EmbeddedBroker, pve: PveApi, tmp_path: Path, processes: list[Any], step: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +36,6 @@ def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "autoscale.yaml"
     path.write_text(PROCESS_CONFIG)
     return path
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Any]]:
-    started: list[Any] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 @pytest.mark.parametrize("step", ["command", "publish"])
