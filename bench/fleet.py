@@ -130,7 +130,7 @@ def decider_counters(port: int) -> dict[str, float]:
 
 async def tally_events(url: str, outcomes: dict[str, int], stop: asyncio.Event) -> None:
     """Count the events published while the window runs, by outcome and detail."""
-    nc = await open_connection(url.split(","), connect_timeout=2)
+    nc = await open_connection(url, connect_timeout=2)
 
     async def on_event(msg: Any) -> None:
         event = decode(msg.data, ScaleEvent)
@@ -145,7 +145,7 @@ async def tally_events(url: str, outcomes: dict[str, int], stop: asyncio.Event) 
 
 
 async def stream_figures(url: str) -> dict[str, float]:
-    nc = await open_connection(url.split(","), connect_timeout=2)
+    nc = await open_connection(url, connect_timeout=2)
     try:
         js = nc.jetstream(timeout=5)
         out: dict[str, float] = {}
@@ -266,7 +266,7 @@ async def warm_up(args: argparse.Namespace, ports: list[int], group: ProcessGrou
 
 
 async def queued_intents(url: str) -> int:
-    nc = await open_connection(url.split(","), connect_timeout=2)
+    nc = await open_connection(url, connect_timeout=2)
     try:
         info = await nc.jetstream(timeout=5).stream_info(subjects.INTENTS_STREAM)
         return int(info.state.messages)  # a work queue: what no actuator has finished
