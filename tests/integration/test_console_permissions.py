@@ -5,7 +5,12 @@ writes a pause and a rollback intent (what it may not do: tests/integration/test
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +33,7 @@ from tests.secure_broker import ShippedBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.shipped_nodes("pve1")]
 TOKEN = "console-permissions-token"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _seed(js: Any) -> None:
@@ -128,3 +134,26 @@ async def test_the_console_user_can_follow_and_control(shipped_broker: ShippedBr
         stop.set()
         await asyncio.wait_for(task, 10)
         await admin.close()
+
+
+async def test_status_runs_as_the_console_user(shipped_broker: ShippedBroker, tmp_path: Path) -> None:
+    """`lxc-autoscale status` signed in as `console`: the stream answers, the replayed
+    samples and events and the bucket reads all come back on the console's own inbox."""
+    admin = await open_connection(shipped_broker.url)
+    try:
+        await _seed(admin.jetstream())
+    finally:
+        await admin.close()
+    config = tmp_path / "lxc_autoscale.yaml"
+    config.write_text("DEFAULT: {}\n")
+    status = subprocess.run(
+        [sys.executable, "-m", "cli.main", "status", "--config", str(config), "--vmid", "101", "--json",
+         "--nats-url", shipped_broker.url_for("console"), "--log-format", "json"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "LXC_AUTOSCALE_"))},
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    row = json.loads(status.stdout)
+    assert (row["size"]["cores"], row["rollback_available"]) == (3, True)  # the sample; the backup
+    assert [event["event_id"] for event in row["events"]] == ["e-1"]
+    assert "permissions violation" not in status.stderr.lower()
