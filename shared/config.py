@@ -17,6 +17,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -242,6 +243,22 @@ class HorizontalGroup(_Section):
     def _source_is_a_ctid(cls, value: str) -> str:
         if not value.isdigit() or not 100 <= int(value) <= 999_999_999:
             raise ValueError(f"the source container's CTID (100-999999999) is needed, got {value[:40]!r}")
+        return value
+
+    @field_validator("static_ip_range")
+    @classmethod
+    def _ipv4_pool(cls, value: list[IPv4Interface | IPv6Interface]) -> list[IPv4Interface | IPv6Interface]:
+        ipv6 = [str(entry) for entry in value if entry.version == 6]
+        if ipv6:
+            raise ValueError(f"IPv6 is not supported ({', '.join(ipv6[:3])}): a clone's net0 gets an IPv4 "
+                             "ip=<address>/<prefix> only")  # fmt: skip
+        return value
+
+    @field_validator("gateway")
+    @classmethod
+    def _ipv4_gateway(cls, value: IPv4Address | IPv6Address | None) -> IPv4Address | IPv6Address | None:
+        if value is not None and value.version == 6:
+            raise ValueError(f"IPv6 is not supported ({value}): a clone's net0 gets an IPv4 gw= only")
         return value
 
     @model_validator(mode="after")
@@ -542,6 +559,7 @@ def parse_config(
     services["nats"] = _nats_settings(loader, services.get("nats"))
     _check_tier_membership(loader, tiers)
     _check_group_membership(loader, groups)
+    _check_group_pools(loader, groups)
     if loader.problems:
         raise ConfigError(path, loader.problems)
     return AutoscaleConfig(
@@ -632,6 +650,20 @@ def _check_group_membership(loader: _Loader, groups: dict[str, HorizontalGroup])
                     f"group {seen[vmid]!r}; a container belongs to one group"
                 )
             seen[vmid] = name
+
+
+def _check_group_pools(loader: _Loader, groups: dict[str, HorizontalGroup]) -> None:
+    """An address belongs to one group's pool: addresses are reserved per group
+    (`ips.<group>.<ip>`), so two groups sharing one could both hand it out at once."""
+    seen: dict[IPv4Address | IPv6Address, str] = {}
+    for name, group in groups.items():
+        for entry in group.static_ip_range:
+            other = seen.setdefault(entry.ip, name)
+            if other != name:
+                loader.problems.append(
+                    f"{loader.path}: HORIZONTAL_SCALING_GROUP_{name}.static_ip_range: {entry.ip} is also in "
+                    f"HORIZONTAL_SCALING_GROUP_{other}.static_ip_range; give each group its own addresses"
+                )
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> AutoscaleConfig:

@@ -121,9 +121,12 @@ async def test_an_exhausted_pool_fails_the_scale_out_without_leaving_a_snapshot(
 async def test_two_groups_scaling_out_at_once_never_get_the_same_id_or_address(
     nc: Any, tmp_path: Path
 ) -> None:
-    """Both groups start at 200 and their pools overlap in .22: the reservations decide."""
+    """Both groups start at 200 (the id reservations decide); api's source holds web's .22
+    (set by hand on its net0), so web may never hand .22 to a clone."""
     sim = sim_node(tmp_path / "node", (SOURCE, 2, 1024), (102, 2, 1024))
-    pools = {"web": ["10.0.0.21", "10.0.0.22"], "api": ["10.0.0.22", "10.0.0.23"]}
+    conf = sim.conf_path(102)
+    conf.write_text(conf.read_text().replace("ip=dhcp", "ip=10.0.0.22/24"))
+    pools = {"web": ["10.0.0.21", "10.0.0.22"], "api": ["10.0.0.23"]}  # pools overlap: refused at load
     config = parse_config(
         {
             f"HORIZONTAL_SCALING_GROUP_{name}": {
@@ -149,8 +152,8 @@ async def test_two_groups_scaling_out_at_once_never_get_the_same_id_or_address(
     assert [e.detail for e in events] == ["scaled-out", "scaled-out"], events
     assert sorted(e.vmid for e in events) == [200, 201] and clones(sim, 102) == [200, 201]
     by_group = {e.group.name: e.group.ip for e in events if e.group is not None}
-    assert by_group == {"web": "10.0.0.21/24", "api": "10.0.0.22/24"}
-    # web's second address is api's clone's: web's pool is used up, not handed out twice
+    assert by_group == {"web": "10.0.0.21/24", "api": "10.0.0.23/24"}
+    # web's second address is on api's source: web's pool is used up, not handed out twice
     assert (again.outcome, again.detail) == ("failed", "pool-exhausted")
 
 

@@ -254,6 +254,9 @@ PATH = "/etc/g.yaml"
         ({"base_snapshot_name": "snap-1"}, "base_snapshot_name: Value error, the source container's CTID"),
         ({"bridge": "vmbr0; reboot"}, "HORIZONTAL_SCALING_GROUP_web.bridge"),
         ({"static_ip_range": ["10.0.0.300"], "clone_network_type": "static"}, "static_ip_range.0"),
+        ({"static_ip_range": ["10.0.0.21", "fd00::21/64"], "clone_network_type": "static"},
+         "static_ip_range: Value error, IPv6 is not supported (fd00::21/64): a clone's net0 gets an IPv4"),
+        ({"gateway": "fd00::1"}, "gateway: Value error, IPv6 is not supported (fd00::1)"),
     ],
 )
 def test_a_group_with_unsafe_or_contradicting_keys_is_refused_naming_file_and_key(
@@ -275,6 +278,25 @@ def test_destroy_with_allow_destroy_and_the_new_keys_load() -> None:
     assert (group.scale_in_policy, str(group.gateway)) == ("destroy", "10.0.0.1")
     assert group.placement == "least-loaded"
     assert group.clone_timeout(config.defaults) == 600 and group.is_dry_run(config.defaults)
+
+
+def test_an_address_in_two_groups_pools_is_refused_naming_both() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({
+            "HORIZONTAL_SCALING_GROUP_a": {"base_snapshot_name": "101",
+                                           "static_ip_range": ["10.0.0.21", "10.0.0.22"]},
+            "HORIZONTAL_SCALING_GROUP_b": {"base_snapshot_name": "102", "static_ip_range": ["10.0.0.22/25"]},
+        }, path="/etc/g.yaml")  # fmt: skip
+    assert str(caught.value).count("also in") == 1  # the prefix is the netmask: .22/25 is .22
+    assert (
+        "/etc/g.yaml: HORIZONTAL_SCALING_GROUP_b.static_ip_range: 10.0.0.22 is also in "
+        "HORIZONTAL_SCALING_GROUP_a.static_ip_range; give each group its own addresses"
+    ) in str(caught.value)
+    disjoint = parse_config({
+        "HORIZONTAL_SCALING_GROUP_a": {"base_snapshot_name": "101", "static_ip_range": ["10.0.0.21"]},
+        "HORIZONTAL_SCALING_GROUP_b": {"base_snapshot_name": "102", "static_ip_range": ["10.0.0.22"]},
+    })  # fmt: skip
+    assert set(disjoint.groups) == {"a", "b"}
 
 
 def test_a_container_in_two_groups_or_a_bad_group_name_is_refused() -> None:
