@@ -5,6 +5,7 @@ node's `user.cfg`/`token.cfg` (`simnode.access`), and the endpoints the autoscal
 each shaped after Proxmox's own handler (see docs/fidelity.md, "Proxmox API double"):
 
   GET  /api2/json/nodes/{node}/lxc/{vmid}/config      pve-container API2/LXC/Config.pm vm_config
+  snapshots, clone, destroy, status/current           simnode/api_guests.py
   PUT  /api2/json/nodes/{node}/lxc/{vmid}/config      ... update_vm (synchronous, returns null)
   POST /api2/json/nodes/{node}/lxc/{vmid}/status/start|stop   API2/LXC/Status.pm: a UPID
   GET  /api2/json/nodes/{node}/tasks/{upid}/status    pve-manager API2/Tasks.pm read_task_status
@@ -16,7 +17,8 @@ Config reads and changes run the simulated pct's own code (`simnode.pct.cmd_set`
 and change one node. Replies use pve-http-server's JSON formatter: `{"data": …}`, and on
 error the HTTP status with the message as reason phrase, `{"data": null, "message": …}`
 plus `errors` for parameter errors. Unauthenticated calls are answered after 3 s as by
-pveproxy (`auth_delay_s` shortens it for tests). Every request is appended to
+pveproxy (`auth_delay_s` shortens it for tests). A call for another node of a simulated
+cluster runs on that node's root, as `proxyto => 'node'` forwards it. Every request is appended to
 `<root>/var/log/pveproxy/access.log` in pveproxy's format.
 """
 
@@ -31,13 +33,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from simnode import access, cgroup, conffile, paths, pct, pvesh, schema
+from simnode import access, cgroup, conffile, locking, paths, pct, pmxcfs, pvesh, schema, storage
+from simnode import api_guests as guests
 from simnode.atomic import append_line, read_text
 from simnode.tls import TlsFiles
 
@@ -49,6 +53,8 @@ _CPU_OPTIONS = ("cores", "cpuunits", "cpulimit")
 _MEMORY_OPTIONS = ("memory", "swap")
 _NETWORK_OPTIONS = ("hostname", "nameserver", "searchdomain")
 # `$vm_config_perm_list` of update_vm, checked with `any => 1` before the handler runs.
+# What a handler or task `die`s with: the 500 / the task's exit status carry its text.
+_DIED = (pct.PctError, locking.LockTimeout, storage.StorageError, OSError)
 CONFIG_PRIVILEGES = (
     "VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options",
 )  # fmt: skip
@@ -157,11 +163,17 @@ class ProxmoxApiDouble:
     # ------------------------------------------------------------------ dispatch
 
     def _route_table(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
-        node, vmid = r"(?P<node>[^/]+)", r"(?P<vmid>[^/]+)"
+        node, ct = r"(?P<node>[^/]+)", r"^/nodes/(?P<node>[^/]+)/lxc/(?P<vmid>[^/]+)"
         return [
-            ("GET", re.compile(rf"^/nodes/{node}/lxc/{vmid}/config$"), self.get_config),
-            ("PUT", re.compile(rf"^/nodes/{node}/lxc/{vmid}/config$"), self.put_config),
-            ("POST", re.compile(rf"^/nodes/{node}/lxc/{vmid}/status/(?P<action>start|stop)$"), self.power),
+            ("GET", re.compile(rf"{ct}/config$"), self.get_config),
+            ("PUT", re.compile(rf"{ct}/config$"), self.put_config),
+            ("POST", re.compile(rf"{ct}/status/(?P<action>start|stop)$"), self.power),
+            ("GET", re.compile(rf"{ct}/status/current$"), partial(guests.current_status, self)),
+            ("GET", re.compile(rf"{ct}/snapshot$"), partial(guests.list_snapshots, self)),
+            ("POST", re.compile(rf"{ct}/snapshot$"), partial(guests.create_snapshot, self)),
+            ("DELETE", re.compile(rf"{ct}/snapshot/(?P<snapname>[^/]+)$"), partial(guests.delsnapshot, self)),
+            ("POST", re.compile(rf"{ct}/clone$"), partial(guests.clone_guest, self)),
+            ("DELETE", re.compile(rf"{ct}$"), partial(guests.destroy_guest, self)),
             ("GET", re.compile(rf"^/nodes/{node}/tasks/(?P<upid>[^/]+)/status$"), self.task_status),
             ("GET", re.compile(rf"^/nodes/{node}/status$"), self.node_status),
             ("GET", re.compile(r"^/cluster/resources$"), self.resources),
@@ -191,33 +203,37 @@ class ProxmoxApiDouble:
                     raise ApiError(403, str(exc)) from None
                 except pct.ParamError as exc:
                     raise ApiError(400, str(exc), exc.errors) from None
-                except (pct.PctError, OSError) as exc:
+                except _DIED as exc:
                     raise ApiError(500, str(exc)) from None
         raise ApiError(501, f"Method '{method} {rel}' not implemented")
 
     # ------------------------------------------------------------------ helpers
 
-    def _access(self) -> access.AccessConfig:
+    def access(self) -> access.AccessConfig:
         return access.AccessConfig.load(self.root)
 
-    def _local_node(self, node: str) -> str:
-        local = paths.node_name(self.root)
-        if node != local:  # a single-node cluster: proxying to another node fails its lookup
+    def node_root(self, node: str) -> str:
+        """`proxyto => 'node'`: a call for another node of the cluster is run there (its
+        simulated root); a node that is not a cluster member fails its host lookup."""
+        if node == paths.node_name(self.root):
+            return self.root
+        other = pmxcfs.node_root(self.root, node) if pmxcfs.node_exists(self.root, node) else None
+        if other is None:
             raise pct.PctError(
                 f"hostname lookup '{node}' failed - failed to get address info for: {node}: "
                 "Name or service not known"
             )
-        return local
+        return other
 
     @staticmethod
-    def _vmid(value: str) -> int:
+    def vmid(value: str) -> int:
         error = schema.check_vmid(value)
         if error:
             raise _param_error({"vmid": error})
         return int(value)
 
     @staticmethod
-    def _flag(params: dict[str, str], name: str) -> bool:
+    def flag(params: dict[str, str], name: str) -> bool:
         value = params.get(name)
         if value is None:
             return False
@@ -230,15 +246,15 @@ class ProxmoxApiDouble:
     # ------------------------------------------------------------------ endpoints
 
     def get_config(self, who: str, params: dict[str, str], node: str, vmid: str) -> dict[str, Any]:
-        self._access().check(who, f"/vms/{vmid}", ("VM.Audit",))
-        self._local_node(node)
-        number = self._vmid(vmid)
-        current = self._flag(params, "current")
+        self.access().check(who, f"/vms/{vmid}", ("VM.Audit",))
+        root = self.node_root(node)
+        number = self.vmid(vmid)
+        current = self.flag(params, "current")
         snapshot = params.get("snapshot")
         if snapshot and current:
             msg = "cannot use 'snapshot' parameter with 'current'"
             raise _param_error({"snapshot": msg, "current": msg})
-        parsed = conffile.parse(pct._load_raw(pct.Ctx(self.root), number), number)
+        parsed = conffile.parse(pct._load_raw(pct.Ctx(root), number), number)
         section = parsed.main
         if snapshot:
             if snapshot not in parsed.snapshots:
@@ -260,38 +276,38 @@ class ProxmoxApiDouble:
         return reply
 
     def put_config(self, who: str, params: dict[str, str], node: str, vmid: str) -> None:
-        rights = self._access()
+        rights = self.access()
         path = f"/vms/{vmid}"
         if not any(rights.has(who, path, privilege) for privilege in CONFIG_PRIVILEGES):
             raise access.PermissionDenied(path, "|".join(CONFIG_PRIVILEGES))
-        self._local_node(node)
+        root = self.node_root(node)
 
         def check_change(changes: dict[str, str], deletes: list[str]) -> None:
             for option in sorted({*changes, *deletes}):
                 rights.check(who, path, (_option_privilege(option),))
 
-        pct.cmd_set(pct.Ctx(self.root, check_change=check_change), dict(params), [vmid])
+        pct.cmd_set(pct.Ctx(root, check_change=check_change), dict(params), [vmid])
         return None
 
     def power(self, who: str, params: dict[str, str], node: str, vmid: str, action: str) -> str:
-        self._access().check(who, f"/vms/{vmid}", ("VM.PowerMgmt",))
-        local = self._local_node(node)
-        number = self._vmid(vmid)
-        pct._load_raw(pct.Ctx(self.root), number)  # "Configuration file … does not exist" up front
-        running = os.path.isdir(paths.cgroup_dir(self.root, number))
+        self.access().check(who, f"/vms/{vmid}", ("VM.PowerMgmt",))
+        root = self.node_root(node)
+        number = self.vmid(vmid)
+        pct._load_raw(pct.Ctx(root), number)  # "Configuration file … does not exist" up front
+        running = os.path.isdir(paths.cgroup_dir(root, number))
         if action == "start" and running:
             raise pct.PctError(f"CT {number} already running")
         if action == "stop" and not running:
             raise pct.PctError(f"CT {number} not running")
         command = pct.cmd_start if action == "start" else pct.cmd_stop
-        options = {"skiplock": "1"} if self._flag(params, "skiplock") else {}
+        options = {"skiplock": "1"} if self.flag(params, "skiplock") else {}
 
         def work() -> None:
-            command(pct.Ctx(self.root), options, [str(number)])
+            command(pct.Ctx(root), options, [str(number)])
 
-        return self._fork_worker(local, f"vz{action}", str(number), who, work).upid
+        return self.fork_worker(node, f"vz{action}", str(number), who, work).upid
 
-    def _fork_worker(self, node: str, kind: str, vmid: str, user: str, work: Callable[[], None]) -> Task:
+    def fork_worker(self, node: str, kind: str, vmid: str, user: str, work: Callable[[], None]) -> Task:
         """`PVE::RESTEnvironment::fork_worker`: a UPID now, the work in the background."""
         now = int(time.time())
         with self.state.lock:
@@ -306,7 +322,7 @@ class ProxmoxApiDouble:
             time.sleep(self.task_seconds)  # a real start/stop takes a moment
             try:
                 work()
-            except (pct.PctError, OSError) as exc:
+            except _DIED as exc:
                 task.exitstatus = str(exc).strip() or "unexpected status"
             else:
                 task.exitstatus = "OK"
@@ -315,19 +331,19 @@ class ProxmoxApiDouble:
         return task
 
     def task_status(self, who: str, params: dict[str, str], node: str, upid: str) -> dict[str, Any]:
-        self._local_node(node)
+        self.node_root(node)
         task = self.state.tasks.get(upid)
         if not upid.startswith("UPID:") or upid.count(":") < 8:
             raise _param_error({"upid": "unable to parse worker upid"})
         if task is None:
             raise _param_error({"upid": "no such task"})
         if task.user != who:  # owners may always read their tasks
-            self._access().check(who, f"/nodes/{node}", ("Sys.Audit",))
+            self.access().check(who, f"/nodes/{node}", ("Sys.Audit",))
         return task.status()
 
     def node_status(self, who: str, params: dict[str, str], node: str) -> dict[str, Any]:
-        self._access().check(who, f"/nodes/{node}", ("Sys.Audit",))
-        self._local_node(node)
+        self.access().check(who, f"/nodes/{node}", ("Sys.Audit",))
+        self.node_root(node)
         cpus = paths.host_cpu_count(self.root)
         meminfo = dict(_meminfo(self.root))
         total = meminfo.get("MemTotal", 0) * 1024
@@ -356,7 +372,7 @@ class ProxmoxApiDouble:
             raise _param_error({"type": f"value '{kind}' does not have a value in the enumeration '{enum}'"})
         if kind not in (None, "vm"):
             return []  # only guests are simulated
-        rights = self._access()
+        rights = self.access()
         node = paths.node_name(self.root)
         entries = []
         for vmid in _vmids(self.root):

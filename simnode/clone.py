@@ -126,6 +126,16 @@ class _Plan:
         self.full = True
 
 
+class CloneJob:
+    """What `clone_vm` hands its `vzclone` task: both configs are locked when it exists."""
+
+    def __init__(
+        self, vmid: int, newid: int, plan: _Plan, opts: dict[str, str], was_running: bool, target: str | None
+    ) -> None:
+        self.vmid, self.newid, self.plan, self.opts = vmid, newid, plan, opts
+        self.was_running, self.target = was_running, target
+
+
 def _plan(
     ctx: Ctx, src: conffile.ParsedConf, opts: dict[str, str], target: str | None, was_running: bool
 ) -> _Plan:
@@ -178,6 +188,8 @@ def _check_volume(
     shared = storage.is_shared(storage.check_enabled(ctx.root, sid))
     if not shared and target:
         sys.stderr.write(f"found non-shared volume: {volid}\n")
+    if ctx.check_storage is not None:  # `$rpcenv->check(..., "/storage/$sid", ['Datastore.AllocateSpace'])`
+        ctx.check_storage(sid)
     snapname = opts.get("snapname")
     if full:
         if was_running and not snapname:
@@ -188,6 +200,12 @@ def _check_volume(
 
 
 def cmd_clone(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
+    run_clone_task(ctx, prepare_clone(ctx, opts, pos))
+
+
+def prepare_clone(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> CloneJob:
+    """`clone_vm` up to `fork_worker`: checks, the source's `disk` lock, the new `create`
+    config; an error here is the call's own error (the API answers it, no task)."""
     _clone_params(ctx, opts, pos)
     vmid, newid = int(pos[0]), int(pos[1])
     target = opts.get("target")
@@ -215,23 +233,20 @@ def cmd_clone(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
         with locking.config_lock(ctx.root, newid):
             _lock_and_reload(ctx, newid)
             write(ctx, newid, plan.conf)
-    except (PctError, storage.StorageError, locking.LockTimeout) as exc:
+    except Exception as exc:  # the API's 403 on a storage too: cleaned up, then reported
         _unlock_source(ctx, vmid)
         _destroy_new(ctx, newid)
-        raise PctError(str(exc)) from None
-    _run_clone_task(ctx, vmid, newid, plan, opts, was_running, target)
+        if isinstance(exc, (PctError, storage.StorageError, locking.LockTimeout)):
+            raise PctError(str(exc)) from None
+        raise
+    return CloneJob(vmid, newid, plan, opts, was_running, target)
 
 
-def _run_clone_task(
-    ctx: Ctx,
-    vmid: int,
-    newid: int,
-    plan: _Plan,
-    opts: dict[str, str],
-    was_running: bool,
-    target: str | None,
-) -> None:
+def run_clone_task(ctx: Ctx, job: CloneJob) -> None:
     """The `vzclone` task (`$realcmd`)."""
+    vmid, newid, plan, opts, was_running, target = (
+        job.vmid, job.newid, job.plan, job.opts, job.was_running, job.target
+    )  # fmt: skip
     ctx.out.append(f"creating a clone of container {vmid} with ID {newid}\n")
     try:
         with _interruptible():
@@ -273,20 +288,34 @@ def cmd_destroy(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
     """`destroy_vm`: checks, then the task under the CT's flock."""
     check_params({"vmid": schema.check_vmid(pos[0])})
     vmid = int(pos[0])
+    check_destroy(ctx, vmid, opts)
+    run_destroy_task(ctx, vmid, opts)
+
+
+def _early_checks(vmid: int, conf: conffile.ParsedConf) -> None:
+    if conf.main.keys.get("protection") == "1":
+        raise PctError(f"can't remove CT {vmid} - protection mode enabled")
+    check_lock(conf)
+
+
+def _running_error(vmid: int) -> str:
+    return f"unable to destroy CT {vmid} - container is running"
+
+
+def check_destroy(ctx: Ctx, vmid: int, opts: dict[str, str]) -> None:
+    """`destroy_vm` before `fork_worker`: the CT exists, protection, lock, running."""
+    _early_checks(vmid, load(ctx, vmid))
+    if opts.get("force") != "1" and running(ctx, vmid):
+        raise PctError(_running_error(vmid))
+
+
+def run_destroy_task(ctx: Ctx, vmid: int, opts: dict[str, str]) -> None:
+    """The `vzdestroy` task: the checks again under the CT's flock, then the removal."""
     force = opts.get("force") == "1"
-
-    def early_checks(conf: conffile.ParsedConf) -> None:
-        if conf.main.keys.get("protection") == "1":
-            raise PctError(f"can't remove CT {vmid} - protection mode enabled")
-        check_lock(conf)
-
-    early_checks(load(ctx, vmid))
-    running_error = f"unable to destroy CT {vmid} - container is running"
-    if not force and running(ctx, vmid):
-        raise PctError(running_error)
+    running_error = _running_error(vmid)
     with locking.config_lock(ctx.root, vmid):
         conf = load(ctx, vmid)
-        early_checks(conf)
+        _early_checks(vmid, conf)
         if running(ctx, vmid):
             if not force:
                 raise PctError(running_error)

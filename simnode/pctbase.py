@@ -29,17 +29,22 @@ class ParamError(PctError):
 
 
 ChangeCheck = Callable[[dict[str, str], list[str]], None]
+StorageCheck = Callable[[str], None]
 
 
 class Ctx:
-    __slots__ = ("_node", "check_change", "out", "root")
+    __slots__ = ("_node", "check_change", "check_storage", "out", "root")
 
-    def __init__(self, root: str, check_change: ChangeCheck | None = None) -> None:
+    def __init__(
+        self, root: str, check_change: ChangeCheck | None = None, check_storage: StorageCheck | None = None
+    ) -> None:
         self.root = root
         self.out: list[str] = []
         self._node: str | None = None
-        # The API's per-option privilege check (`check_ct_modify_config_perm`); pct runs as root.
+        # The API's privilege checks inside the handlers, which pct (root) never fails:
+        # per option (`check_ct_modify_config_perm`), per storage a clone allocates on.
         self.check_change = check_change
+        self.check_storage = check_storage
 
     @property
     def node(self) -> str:

@@ -87,10 +87,16 @@ def _snapname_args(pos: list[str]) -> tuple[int, str]:
     return int(pos[0]), pos[1]
 
 
-def cmd_snapshot(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
+def check_snapshot_request(pos: list[str]) -> tuple[int, str]:
+    """`Snapshot::snapshot` before its task: the parameters, then the reserved names."""
     vmid, snapname = _snapname_args(pos)
     if snapname in ("current", "vzdump"):
         raise PctError(f"unable to use snapshot name '{snapname}' (reserved name)")
+    return vmid, snapname
+
+
+def cmd_snapshot(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
+    vmid, snapname = check_snapshot_request(pos)
     with locking.config_lock(ctx.root, vmid):  # __snapshot_prepare
         conf = load(ctx, vmid)
         if is_template(conf):

@@ -1,29 +1,31 @@
 """Run the actuator's pct operations through the Proxmox REST API with an API token.
 
 The executor keeps the `Executor` interface: it receives the same validated argument
-tuples as the local and SSH executors and maps each one onto its API call:
+tuples as the local and SSH executors and runs the call each stands for
+(`api_calls.api_call`: resizes, power, status, the group commands, the cross-node pvesh
+forms, `/cluster/nextid`), plus the host probe:
 
-  pct config <vmid> [--current]             GET  /nodes/{node}/lxc/{vmid}/config?current=1
-  pct set <vmid> -cores N -memory M          PUT  /nodes/{node}/lxc/{vmid}/config
-  pct start|stop <vmid>                      POST /nodes/{node}/lxc/{vmid}/status/start|stop,
-                                             then GET /nodes/{node}/tasks/{upid}/status until done
   cat /proc/meminfo …/cpu/online (HOST_PROBE) GET /nodes/{node}/status
 
-and reports like pct: stdout in `pct config`'s `key: value` form, failures as exit code
-255 with Proxmox's message (`500 CT is locked (backup)`, `403 Permission check failed
-(/vms/101, VM.Config.Memory)`, `400 Parameter verification failed.` + one line per
-parameter), so `retry.classify` treats both paths alike. Anything else is refused.
+and reports like pct: stdout in `pct config`'s `key: value` form (`pct status`'s
+`status: …` line, pvesh's value or JSON), a task's UPID waited on until it stops
+(`GET /nodes/{node of the UPID}/tasks/{upid}/status`), failures as exit code 255 with
+Proxmox's message (`500 CT is locked (backup)`, `403 Permission check failed (/vms/101,
+VM.Config.Memory)`, `400 Parameter verification failed.` + one line per parameter, a
+failed task's exit status), so `retry.classify` treats both paths alike. Anything else
+is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import re
 import time
 from typing import Any
 
 from services.actuator.commands import HOST_PROBE
+from services.actuator.executors.api_calls import Unsupported, api_call, upid_node
 from services.actuator.result import CommandResult
 from shared.proxmox_api import ApiReply, ApiTimeout, ApiTlsRefused, ApiUnreachable, ProxmoxApi
 from shared.validation import check_node_name
@@ -32,13 +34,6 @@ log = logging.getLogger(__name__)
 
 FAILED_EXIT = 255  # what pct exits with on any error
 TASK_POLL_S = 0.25
-_VMID = re.compile(r"^[1-9][0-9]{2,8}$")
-# `pct set` flags the actuator may send, and the API parameter each becomes.
-_SET_FLAGS = {"-cores": "cores", "-memory": "memory"}
-
-
-class _Unsupported(ValueError):
-    pass
 
 
 class ApiExecutor:
@@ -69,7 +64,7 @@ class ApiExecutor:
         deadline = started + timeout_s
         try:
             result = self._dispatch(argv, deadline)
-        except _Unsupported as exc:
+        except Unsupported as exc:
             result = CommandResult(None, setup_error=str(exc), setup_code="unsupported-operation")
         except ApiTlsRefused as exc:
             result = CommandResult(None, setup_error=str(exc), setup_code="tls-refused")
@@ -82,24 +77,23 @@ class ApiExecutor:
     def _dispatch(self, argv: tuple[str, ...], deadline: float) -> CommandResult:
         if argv == HOST_PROBE:
             return self._host_probe(deadline)
-        if len(argv) < 3 or not _VMID.fullmatch(argv[2]):
-            raise _Unsupported(f"the API executor cannot run {_show(argv)}")
-        sub, vmid, rest = argv[1], argv[2], argv[3:]
-        base = f"/nodes/{self._node}/lxc/{vmid}"
-        if sub == "config" and rest in ((), ("--current",)):
-            # Always the current values: the actuator judges what the container runs with,
-            # as the config file reader's main section (pending changes are not applied yet).
-            reply = self._call("GET", f"{base}/config", {"current": "1"}, deadline)
-            return _result(reply, render_config(reply.data) if reply.ok else "")
-        if sub == "set" and rest:
-            reply = self._call("PUT", f"{base}/config", _set_params(rest, argv), deadline)
+        call = api_call(argv, self._node)
+        reply = self._call(call.method, call.path, call.params or None, deadline)
+        if not reply.ok:
             return _result(reply, "")
-        if sub in ("start", "stop") and not rest:
-            reply = self._call("POST", f"{base}/status/{sub}", None, deadline)
-            if not reply.ok or not isinstance(reply.data, str):
-                return _result(reply, "")
-            return self._wait_task(reply.data, deadline)
-        raise _Unsupported(f"the API executor cannot run {_show(argv)}")
+        match call.reply:
+            case "task" if isinstance(reply.data, str):
+                return self._wait_task(reply.data, deadline)
+            case "config":
+                return _result(reply, render_config(reply.data))
+            case "status":
+                state = reply.data.get("status") if isinstance(reply.data, dict) else None
+                return _result(reply, f"status: {state}\n")
+            case "value":
+                return _result(reply, f"{reply.data}\n")
+            case "json":
+                return _result(reply, json.dumps(reply.data) + "\n")
+        return _result(reply, "")
 
     def _call(self, method: str, path: str, params: dict[str, str] | None, deadline: float) -> ApiReply:
         left = deadline - time.monotonic()
@@ -110,7 +104,7 @@ class ApiExecutor:
     def _wait_task(self, upid: str, deadline: float) -> CommandResult:
         """Poll the task until it stops; its exit status is `OK` or the error text."""
         while True:
-            reply = self._call("GET", f"/nodes/{self._node}/tasks/{upid}/status", None, deadline)
+            reply = self._call("GET", f"/nodes/{upid_node(upid)}/tasks/{upid}/status", None, deadline)
             if not reply.ok:
                 return _result(reply, "")
             status = reply.data if isinstance(reply.data, dict) else {}
@@ -135,18 +129,6 @@ class ApiExecutor:
         # The same text HOST_PROBE prints, so parse_host_probe reads both paths.
         online = "0" if cpus == 1 else f"0-{cpus - 1}"
         return CommandResult(0, stdout=f"MemTotal: {total // 1024} kB\n{online}\n")
-
-
-def _set_params(rest: tuple[str, ...], argv: tuple[str, ...]) -> dict[str, str]:
-    if len(rest) % 2:
-        raise _Unsupported(f"the API executor cannot run {_show(argv)}")
-    params = {}
-    for flag, value in zip(rest[::2], rest[1::2], strict=True):
-        name = _SET_FLAGS.get(flag)
-        if name is None or not value.isdigit():
-            raise _Unsupported(f"the API executor cannot run {_show(argv)}")
-        params[name] = value
-    return params
 
 
 def render_config(data: Any) -> str:
@@ -176,7 +158,3 @@ def _with_duration(result: CommandResult, duration_s: float) -> CommandResult:
     from dataclasses import replace
 
     return replace(result, duration_s=duration_s)
-
-
-def _show(argv: tuple[str, ...]) -> str:
-    return " ".join(argv[1:3]) if len(argv) > 1 else "an empty command"
