@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from simnode import access, clone, pct, schema, snapshot
+from simnode import access, clone, conffile, pct, schema, snapshot
 from simnode.pctbase import check_params
 
 if TYPE_CHECKING:
@@ -55,13 +55,20 @@ def _flags(api: ProxmoxApiDouble, params: dict[str, str], names: tuple[str, ...]
     return {name: "1" if api.flag(params, name) else "0" for name in names if name in params}
 
 
-def list_snapshots(api: ProxmoxApiDouble, who: str, params: dict[str, str], node: str, vmid: str) -> Any:
+def _audited(
+    api: ProxmoxApiDouble, who: str, params: dict[str, str], node: str, vmid: str
+) -> tuple[pct.Ctx, int, conffile.ParsedConf]:
+    """A read-only method: `VM.Audit`, no parameters, then `load_config` (the CT exists)."""
     api.access().check(who, f"/vms/{vmid}", ("VM.Audit",))
     root = api.node_root(node)
     _allowed(params, ())
     number = api.vmid(vmid)
     ctx = pct.Ctx(root)
-    conf = pct._load(ctx, number)
+    return ctx, number, pct._load(ctx, number)
+
+
+def list_snapshots(api: ProxmoxApiDouble, who: str, params: dict[str, str], node: str, vmid: str) -> Any:
+    ctx, number, conf = _audited(api, who, params, node, vmid)
     entries: list[dict[str, Any]] = []
     for name, section in conf.snapshots.items():
         item: dict[str, Any] = {
@@ -155,12 +162,7 @@ def destroy_guest(api: ProxmoxApiDouble, who: str, params: dict[str, str], node:
 
 
 def current_status(api: ProxmoxApiDouble, who: str, params: dict[str, str], node: str, vmid: str) -> Any:
-    api.access().check(who, f"/vms/{vmid}", ("VM.Audit",))
-    root = api.node_root(node)
-    _allowed(params, ())
-    number = api.vmid(vmid)
-    ctx = pct.Ctx(root)
-    conf = pct._load(ctx, number)  # "test if VM exists"
+    ctx, number, conf = _audited(api, who, params, node, vmid)  # "test if VM exists"
     status: dict[str, Any] = {}
     for key, value in pct._verbose_status(ctx, number, conf, pct._running(ctx, number)).items():
         status[key] = int(value) if key in _NUMERIC_STATUS and value.isdigit() else value
