@@ -112,8 +112,13 @@ async def setup_node(js: Any, settings: ActuatorSettings, node: str = NODE) -> N
 
 
 def actuator_process(
-    broker: EmbeddedBroker, sim: SimNode, config: Path, crash_after: str | None, url: str | None = None,
-    log: Path | None = None, action: str = "kill",
+    broker: EmbeddedBroker,
+    sim: SimNode,
+    config: Path,
+    crash_after: str | None,
+    url: str | None = None,
+    log: Path | None = None,
+    action: str = "kill",
 ) -> Any:
     """`lxc-autoscale actuator` for NODE as its own process; `crash_after` arms `action`
     (SIGKILL) at that failpoint (`command` for `actuator.after-command`, or a full name such

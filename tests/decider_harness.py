@@ -124,5 +124,3 @@ async def running_cluster(broker: Any, settings: StreamSettings = FAST_REDELIVER
 
 def fresh(*containers: ContainerReading, **overrides: Any) -> NodeSample:
     return sample(*containers, **{"taken_at": datetime.now(UTC), **overrides})
-
-

@@ -102,8 +102,10 @@ class SmtpRecorder:
     messages: list[tuple[str | None, EmailMessage]] = field(default_factory=list)
 
     def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.login.decode() == self.user and (
-            data.password.decode() == self.password
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == self.user
+            and (data.password.decode() == self.password)
         )
         return AuthResult(success=ok, handled=False, auth_data=data.login.decode() if ok else None)
 

@@ -19,6 +19,12 @@ from simnode.tree import SimNode
 ACTUATOR_TOKEN = "autoscale@pve!actuator"
 # The minimal role docs/proxmox-api.md documents for resizing (Sys.Audit: host size probe).
 ACTUATOR_PRIVILEGES = ("VM.Audit", "VM.Config.CPU", "VM.Config.Memory", "Sys.Audit")
+GROUP_TOKEN = "groups@pve!actuator"
+# What a token needs for group actions too (docs/proxmox-api.md, "The minimal role").
+GROUP_PRIVILEGES = (
+    *ACTUATOR_PRIVILEGES, "VM.PowerMgmt", "VM.Snapshot", "VM.Clone", "VM.Allocate", "VM.Config.Options",
+    "VM.Config.Network", "Datastore.AllocateSpace",
+)  # fmt: skip
 
 
 @dataclass
@@ -40,6 +46,10 @@ class PveApi:
 
     def executor(self, **kwargs: object) -> ApiExecutor:
         return ApiExecutor(ProxmoxApi(self.endpoint(**kwargs)), self.sim.node_name, task_poll_s=0.05)
+
+    def group_executor(self, privileges: tuple[str, ...] = GROUP_PRIVILEGES) -> ApiExecutor:
+        """An executor whose token holds `privileges` (all that group actions need by default)."""
+        return self.executor(token_id=GROUP_TOKEN, secret=self.add_token(GROUP_TOKEN, privileges))
 
     def add_token(self, token_id: str, privileges: tuple[str, ...] | None) -> str:
         return access.add_token(self.sim.root, token_id, privileges)

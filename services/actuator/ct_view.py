@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 _NET_KEY = re.compile(r"^net\d{1,2}$")
@@ -55,6 +56,12 @@ def parse_ct(text: str) -> CtView:
         key, sep, value = line.partition(":")
         if in_main and sep and key and not key.startswith("#"):
             main.setdefault(key.strip(), value.strip())
+    return view_of(main, snapshots)
+
+
+def view_of(main: Mapping[str, str], snapshots: Iterable[str]) -> CtView:
+    """The view of a main section's keys (from the file, or the API's config object) and
+    the names of the snapshots."""
     nets = {key: _options(value) for key, value in main.items() if _NET_KEY.fullmatch(key)}
     tags = tuple(tag for tag in _TAG_SPLIT.split(main.get("tags", "").lower()) if tag)
     return CtView(

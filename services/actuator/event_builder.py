@@ -59,15 +59,6 @@ def build_event(
     return event.model_copy(update={"reason": None, "message": f"{event.message} {note}".strip()})
 
 
-def group_unsupported(intent: GroupIntent, occurred_at: datetime) -> ScaleEvent:
-    """The terminal event of a group intent this actuator cannot run."""
-    message = (
-        f"this actuator does not run horizontal group actions ({intent.action} of group "
-        f"{intent.group}): it cannot read the node's files (ACTUATOR.executor: api)"
-    )
-    return group_event(intent, "rejected", "group-unsupported", occurred_at=occurred_at, message=message)
-
-
 def group_event(
     intent: GroupIntent,
     outcome: EventOutcome,

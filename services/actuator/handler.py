@@ -22,7 +22,7 @@ from nats.js.errors import Error as JetStreamError
 
 from services.actuator import metrics
 from services.actuator.applier import Applier
-from services.actuator.event_builder import build_event, group_unsupported
+from services.actuator.event_builder import build_event
 from services.actuator.group_applier import GroupApplier
 from services.actuator.leadership import LeaseLost
 from services.actuator.plan import Publish
@@ -46,10 +46,10 @@ class IntentHandler:
         applier: Applier,
         progress_every_s: float,
         now: Callable[[], datetime],
-        groups: GroupApplier | None = None,
+        groups: GroupApplier,
     ) -> None:
         self._applier = applier
-        self._groups = groups  # None: this actuator cannot run group actions (refused)
+        self._groups = groups
         self._progress_every_s = progress_every_s
         self._now = now
         self._locks = ContainerLocks()
@@ -70,9 +70,6 @@ class IntentHandler:
             await _quietly(msg.term())
             return
         if isinstance(intent, GroupIntent):
-            if self._groups is None:
-                await self._refuse_group(intent, msg)
-                return
             async with self._locks.held(intent.vmid), self._keep_alive(msg):
                 await self._handle_group(self._groups, intent, msg)
             return
@@ -121,21 +118,6 @@ class IntentHandler:
                 return
         assert record.outcome is not None
         self._count(record.outcome)
-
-    async def _refuse_group(self, intent: GroupIntent, msg: Any) -> None:
-        """This actuator does not run group actions: one terminal `rejected` event, then ack
-        (the event id is deterministic, so a redelivery publishes no second one)."""
-        event = group_unsupported(intent, self._now())
-        try:
-            await self._applier.publish_and_ack(event, msg.ack_sync)
-        except Exception as exc:
-            self.counts["retry-later"] += 1
-            log.warning("could not finish the group intent, it will be redelivered",
-                        extra={"event": "intent_retry_later", "intent_id": intent.intent_id,
-                               "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
-            await _quietly(msg.nak(delay=NAK_DELAY_S))
-            return
-        self._count(event)
 
     def _count(self, event: ScaleEvent | None) -> None:
         self.counts[event.outcome if event is not None else "republished"] += 1

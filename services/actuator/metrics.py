@@ -19,9 +19,7 @@ COMMAND_SECONDS = Histogram(
     ["operation"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-RETRIES = Counter(
-    "autoscale_actuator_retries", "Attempts retried after a transient failure.", ["operation"]
-)
+RETRIES = Counter("autoscale_actuator_retries", "Attempts retried after a transient failure.", ["operation"])
 LEADER = Gauge(
     "autoscale_actuator_leader",
     "1 while this process holds the node's lease and applies its intents, 0 on standby.",

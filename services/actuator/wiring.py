@@ -21,6 +21,7 @@ from services.actuator.leadership import Leadership
 from services.actuator.node_reader import NodeReader
 from services.actuator.precondition import SizeBounds
 from services.actuator.publisher import EventPublisher
+from services.actuator.pvesh_reader import PveshNodeReader
 from services.actuator.retry import ConsumerTiming, RetryPolicy, classify, consumer_timing
 from services.actuator.service import ActuatorService, consumer_config
 from services.actuator.store import ActuatorStore
@@ -144,19 +145,18 @@ async def group_applier(
     clock: Clock,
     fence: Fence,
     lease_s: float,
-) -> GroupApplier | None:
-    """Group actions read configs of every node as files; without files (the API executor)
-    group intents are refused with one `rejected`/`group-unsupported` event each."""
+) -> GroupApplier:
+    """Group actions read configs of every node as files where the executor can (this host,
+    SFTP); the API executor asks the API instead (`pvesh get` forms it maps to GET calls)."""
     files = config_files(settings, executor)
+    pct, pvesh = check_pct_path(settings.pct_path), settings.pvesh_path
+    reader: NodeReader
     if files is None:
-        log.warning("group actions need the node's files; group intents will be refused",
-                    extra={"event": "groups_unsupported", "node": node})  # fmt: skip
-        return None
-    pct = check_pct_path(settings.pct_path)
-    reader = NodeReader(
-        executor=executor, files=files, root=settings.root, pct_path=pct, pvesh_path=settings.pvesh_path,
-        policy=policy,
-    )  # fmt: skip
+        reader = PveshNodeReader(executor=executor, pct_path=pct, pvesh_path=pvesh, policy=policy)
+    else:
+        reader = NodeReader(
+            executor=executor, files=files, root=settings.root, pct_path=pct, pvesh_path=pvesh, policy=policy
+        )
     group_settings = GroupSettings(
         node=node, pct_path=pct, policy=policy, groups=config.groups, defaults=config.defaults,
         other_nodes=tuple(sorted(set(settings.node_hosts) - {node})), lease_s=lease_s,

@@ -16,9 +16,7 @@ CONSUMER_ACK_PENDING = Gauge(
     "Messages delivered to the durable consumer and not yet acknowledged.",
     ["stream", "consumer"],
 )
-SAMPLE_AGE = Gauge(
-    "autoscale_node_sample_age_seconds", "Age of the latest sample of each node.", ["node"]
-)
+SAMPLE_AGE = Gauge("autoscale_node_sample_age_seconds", "Age of the latest sample of each node.", ["node"])
 CONTROL_REQUESTS = Counter(
     "autoscale_console_control_requests",
     "Control requests, by action and HTTP status (401: bad or missing token).",

@@ -29,7 +29,7 @@ from shared.models import NodeSample
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="YAML configuration")
     parser.add_argument("--sample", type=Path, required=True, help="a NodeSample as JSON")
-    parser.add_argument("--state", type=Path, help="stored state as JSON: {\"pve1.101\": {...}}")
+    parser.add_argument("--state", type=Path, help='stored state as JSON: {"pve1.101": {...}}')
     parser.add_argument("--now", type=datetime.fromisoformat, help="decider time (ISO 8601, with zone)")
 
 

@@ -36,9 +36,7 @@ def host_of(url: str) -> str:
     return host
 
 
-def check_addresses(
-    endpoint: str, addresses: Iterable[str], allowed: Sequence[IpNetwork]
-) -> None:
+def check_addresses(endpoint: str, addresses: Iterable[str], allowed: Sequence[IpNetwork]) -> None:
     """Every address the endpoint's host resolves to must be inside an allowed network."""
     if not allowed:
         return

@@ -55,9 +55,7 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def webhook(
-    notification: Notification, url: str, secret: str | None, signature_header: str
-) -> HttpRequest:
+def webhook(notification: Notification, url: str, secret: str | None, signature_header: str) -> HttpRequest:
     """A JSON body with the message and the events themselves; signed when a secret is set.
 
     X-Autoscale-Delivery names the notification, so a receiver can drop a repeat."""
@@ -79,9 +77,7 @@ def webhook(
     return HttpRequest("POST", url, headers, body)
 
 
-def email(
-    notification: Notification, sender: str, recipients: list[str], now: datetime
-) -> EmailMessage:
+def email(notification: Notification, sender: str, recipients: list[str], now: datetime) -> EmailMessage:
     """Plain text; the Message-ID comes from the events, so a resent mail is recognisably the same."""
     message = EmailMessage()
     message["Subject"] = notification.title

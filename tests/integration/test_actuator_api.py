@@ -113,9 +113,7 @@ async def test_an_unavailable_api_daemon_is_retried(nc: Any, pve: PveApi) -> Non
     assert pve.sim.read_conf(101)["cores"] == "3"
 
 
-async def test_a_token_without_the_memory_privilege_fails_permanently_naming_it(
-    nc: Any, pve: PveApi
-) -> None:
+async def test_a_token_without_the_memory_privilege_fails_permanently_naming_it(nc: Any, pve: PveApi) -> None:
     secret = pve.add_token("cpuonly@pve!actuator", ("VM.Audit", "VM.Config.CPU"))
     js = nc.jetstream()
     reader = await EventReader.open(js)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pve_api import PveApi, serve_api
+from pve_api import GROUP_PRIVILEGES, GROUP_TOKEN, PveApi, serve_api
 
 from services.actuator import group_commands as gc
 from services.actuator.executors.api import ApiExecutor
@@ -21,12 +21,6 @@ from simnode.tree import ContainerSpec, NodeSpec, build_cluster, build_node
 
 pytestmark = pytest.mark.integration
 PCT, PVESH = "/usr/sbin/pct", "/usr/bin/pvesh"
-GROUP_TOKEN = "groups@pve!actuator"
-# What a token needs for group actions (docs/proxmox-api.md, "Group actions").
-GROUP_PRIVILEGES = (
-    "VM.Audit", "VM.Config.CPU", "VM.Config.Memory", "Sys.Audit", "VM.PowerMgmt", "VM.Snapshot",
-    "VM.Clone", "VM.Allocate", "VM.Config.Options", "VM.Config.Network", "Datastore.AllocateSpace",
-)  # fmt: skip
 SNAP = "autoscale-0123456789abcdef"
 SHARED_STORAGE = (
     "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\n"

@@ -18,7 +18,6 @@ from group_harness import (
     run_group_intent,
     view,
 )
-from pve_api import serve_api
 
 from shared import subjects
 from shared.config import parse_config
@@ -155,16 +154,3 @@ async def test_two_groups_scaling_out_at_once_never_get_the_same_id_or_address(
     assert by_group == {"web": "10.0.0.21/24", "api": "10.0.0.23/24"}
     # web's second address is on api's source: web's pool is used up, not handed out twice
     assert (again.outcome, again.detail) == ("failed", "pool-exhausted")
-
-
-async def test_an_actuator_on_the_api_executor_refuses_group_intents_and_changes_nothing(
-    nc: Any, tmp_path: Path
-) -> None:
-    """Group steps read every node's configs as files; the API executor has none."""
-    sim, js, reader = await started(nc, tmp_path)
-    with serve_api(sim, tmp_path / "tls") as api:
-        async with running_actuator(nc, sim, executor=api.executor(), config=group_config()):
-            event = await run_group_intent(js, reader, group_intent())
-        calls = api.calls()
-    assert (event.outcome, event.detail) == ("rejected", "group-unsupported")
-    assert calls == [] and sim.pct_calls() == [] and clones(sim) == []

@@ -138,6 +138,8 @@ def _outcomes(outcome: str, detail: str | None = None) -> float:
         for family in REGISTRY.collect()
         if family.name == "autoscale_actuator_intents"
         for sample in family.samples
-        if sample.name.endswith("_total") and sample.labels.get("node") == "pve1"
-        and sample.labels.get("outcome") == outcome and detail in {None, sample.labels.get("detail")}
+        if sample.name.endswith("_total")
+        and sample.labels.get("node") == "pve1"
+        and sample.labels.get("outcome") == outcome
+        and detail in {None, sample.labels.get("detail")}
     )

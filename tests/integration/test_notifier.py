@@ -323,8 +323,6 @@ async def test_a_wrong_smtp_password_fails_for_good_without_retries(
     assert smtp.messages == []
 
 
-
-
 async def test_the_notifier_user_may_not_publish_events_nor_touch_other_consumers(
     shipped_broker: Any, nc: Any
 ) -> None:

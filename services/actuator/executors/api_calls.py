@@ -18,6 +18,9 @@ can never be made to do more than the closed command set:
   pvesh set /nodes/{T}/lxc/{vmid}/config --tags T | --net0 V         PUT  (same path; only these)
   pvesh create /nodes/{T}/lxc/{vmid}/status/start                    POST (same path)  task
   pvesh get /nodes/{T}/lxc/{vmid}/status/current --output-format json GET (same path)
+  pvesh get /nodes/{T}/lxc/{vmid}/config --current 1 --output-format json   GET ?current=1
+  pvesh get /nodes/{T}/lxc/{vmid}/snapshot --output-format json             GET (same path)
+  pvesh get /cluster/resources --type vm --output-format json              GET ?type=vm
 
 `{n}` is the executor's own node; a pvesh path names its node (Proxmox proxies the call
 there, as `pvesh` does). A call marked `task` returns a UPID that the executor waits on.
@@ -51,6 +54,8 @@ _SET_VALUES = {
 _PVESH_CONFIG = re.compile(rf"^/nodes/({_NODE})/lxc/({_VMID})/config$")
 _PVESH_START = re.compile(rf"^/nodes/({_NODE})/lxc/({_VMID})/status/start$")
 _PVESH_STATUS = re.compile(rf"^/nodes/({_NODE})/lxc/({_VMID})/status/current$")
+_PVESH_SNAPSHOTS = re.compile(rf"^/nodes/({_NODE})/lxc/({_VMID})/snapshot$")
+_JSON = ("--output-format", "json")
 
 
 class Unsupported(ValueError):
@@ -102,8 +107,19 @@ def _pvesh(argv: tuple[str, ...]) -> ApiCall:
         return ApiCall("PUT", path, _set_params(rest, "--", ("tags", "net0"), argv))
     if verb == "create" and _PVESH_START.fullmatch(path) and not rest:
         return ApiCall("POST", path, {}, "task")
-    if verb == "get" and _PVESH_STATUS.fullmatch(path) and rest == ("--output-format", "json"):
+    if verb == "get" and rest[-2:] == _JSON:
+        return _pvesh_read(path, rest[:-2], argv)
+    raise _refused(argv)
+
+
+def _pvesh_read(path: str, options: tuple[str, ...], argv: tuple[str, ...]) -> ApiCall:
+    """The read-only `pvesh get … --output-format json` forms (status, configs of any node)."""
+    if (_PVESH_STATUS.fullmatch(path) or _PVESH_SNAPSHOTS.fullmatch(path)) and not options:
         return ApiCall("GET", path, {}, "json")
+    if _PVESH_CONFIG.fullmatch(path) and options == ("--current", "1"):
+        return ApiCall("GET", path, {"current": "1"}, "json")
+    if path == "/cluster/resources" and options == ("--type", "vm"):
+        return ApiCall("GET", path, {"type": "vm"}, "json")
     raise _refused(argv)
 
 

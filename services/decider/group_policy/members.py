@@ -60,11 +60,9 @@ def members_of(
     recorded = {m.vmid: m for m in record.members} if record is not None else {}
     source = group.source_vmid
     listed = [vmid for vmid in dict.fromkeys(group.lxc_containers) if vmid != source]
-    clones = {
-        vmid
-        for vmid, (_, reading) in found.items()
-        if group_of_tags(reading.tags) == name
-    } | {m.vmid for m in recorded.values() if m.created}
+    clones = {vmid for vmid, (_, reading) in found.items() if group_of_tags(reading.tags) == name} | {
+        m.vmid for m in recorded.values() if m.created
+    }
     clones -= {source, *listed}
 
     def member(vmid: int, kind: MemberKind) -> Member:

@@ -70,9 +70,7 @@ class Pauses:
 
     def blocked(self, node: str, vmid: int, tier_mode: str, at: datetime) -> Blocked:
         modes = [tier_mode, *(entry.mode for _, entry in self.in_force(node, vmid, at))]
-        return Blocked(
-            up=any(_BY_MODE[m].up for m in modes), down=any(_BY_MODE[m].down for m in modes)
-        )
+        return Blocked(up=any(_BY_MODE[m].up for m in modes), down=any(_BY_MODE[m].down for m in modes))
 
 
 def pauses_from(entries: Mapping[str, PauseEntry]) -> Pauses:

@@ -61,7 +61,10 @@ class _Spec:
 # waiting, used, headroom.
 _SPECS: Mapping[Resource, _Spec] = {
     "cpu": _Spec(
-        ("cores", ""), lambda r: r.cpu_pct, lambda s: s.cores, lambda s: s.cpu,
+        ("cores", ""),
+        lambda r: r.cpu_pct,
+        lambda s: s.cores,
+        lambda s: s.cpu,
         lambda p: (Bounds(p.min_cores, p.max_cores), p.cpu_upper_threshold, p.cpu_lower_threshold),
         lambda u, cur, p, _m: cur + cpu_up_increment(u, p),
         lambda u, cur, p, _m: cpu_down_target(u, cur, p),
@@ -71,7 +74,10 @@ _SPECS: Mapping[Resource, _Spec] = {
         lambda _p: 0,
     ),
     "memory": _Spec(
-        ("memory", " MB"), lambda r: r.memory_pct, lambda s: s.memory_mb, lambda s: s.memory,
+        ("memory", " MB"),
+        lambda r: r.memory_pct,
+        lambda s: s.memory_mb,
+        lambda s: s.memory,
         lambda p: (Bounds(p.min_memory, p.max_memory), p.memory_upper_threshold, p.memory_lower_threshold),
         lambda u, cur, p, m: cur + memory_up_increment(u, p, m),
         lambda u, cur, p, m: memory_down_target(u, cur, p, m),

@@ -39,9 +39,7 @@ def memory_up_increment(memory_pct: float, policy: ScalingPolicy, multiplier: fl
     return max(base, proportional)
 
 
-def memory_down_target(
-    memory_pct: float, memory_mb: int, policy: ScalingPolicy, multiplier: float
-) -> int:
+def memory_down_target(memory_pct: float, memory_mb: int, policy: ScalingPolicy, multiplier: float) -> int:
     proportional = max(1, int((policy.memory_lower_threshold - memory_pct) / policy.cpu_scale_divisor))
     decrement = max(
         min(memory_mb - policy.min_memory, proportional), int(policy.min_decrease_chunk * multiplier)

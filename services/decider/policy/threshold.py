@@ -18,9 +18,7 @@ from services.decider.policy.stabilization import clear_run, stabilize_down
 from services.decider.policy.state import ResourceState
 
 
-def threshold_step(
-    view: ResourceView, usage: float, at: float
-) -> tuple[Proposal | None, ResourceState]:
+def threshold_step(view: ResourceView, usage: float, at: float) -> tuple[Proposal | None, ResourceState]:
     """The proposal (if any) and the resource state to keep if it is not carried out."""
     if view.above(usage):
         kept = _above_since(clear_run(view.state), at - view.covers_s)

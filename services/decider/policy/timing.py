@@ -25,9 +25,7 @@ def cooling_down_down(state: ResourceState, at: float, policy: ScalingPolicy) ->
     return last is not None and at - last < policy.cooldown_down_s
 
 
-def warming_up(
-    reading: ContainerReading, state: ContainerState, at: float, policy: ScalingPolicy
-) -> bool:
+def warming_up(reading: ContainerReading, state: ContainerState, at: float, policy: ScalingPolicy) -> bool:
     if policy.warmup_s <= 0:
         return False
     if reading.running_for_s is not None and reading.running_for_s < policy.warmup_s:
