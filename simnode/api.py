@@ -85,6 +85,7 @@ class Task:
     kind: str
     vmid: str
     exitstatus: str | None = None  # None while running
+    stop: threading.Event = field(default_factory=threading.Event)  # `DELETE …/tasks/{upid}`
 
     def status(self) -> dict[str, Any]:
         reply: dict[str, Any] = {
@@ -175,6 +176,7 @@ class ProxmoxApiDouble:
             ("POST", re.compile(rf"{ct}/clone$"), partial(guests.clone_guest, self)),
             ("DELETE", re.compile(rf"{ct}$"), partial(guests.destroy_guest, self)),
             ("GET", re.compile(rf"^/nodes/{node}/tasks/(?P<upid>[^/]+)/status$"), self.task_status),
+            ("DELETE", re.compile(rf"^/nodes/{node}/tasks/(?P<upid>[^/]+)$"), self.stop_task),
             ("GET", re.compile(rf"^/nodes/{node}/status$"), self.node_status),
             ("GET", re.compile(r"^/cluster/resources$"), self.resources),
             ("GET", re.compile(r"^/cluster/nextid$"), self.nextid),
@@ -302,13 +304,16 @@ class ProxmoxApiDouble:
         command = pct.cmd_start if action == "start" else pct.cmd_stop
         options = {"skiplock": "1"} if self.flag(params, "skiplock") else {}
 
-        def work() -> None:
+        def work(stop: threading.Event) -> None:
             command(pct.Ctx(root), options, [str(number)])
 
         return self.fork_worker(node, f"vz{action}", str(number), who, work).upid
 
-    def fork_worker(self, node: str, kind: str, vmid: str, user: str, work: Callable[[], None]) -> Task:
-        """`PVE::RESTEnvironment::fork_worker`: a UPID now, the work in the background."""
+    def fork_worker(
+        self, node: str, kind: str, vmid: str, user: str, work: Callable[[threading.Event], None]
+    ) -> Task:
+        """`PVE::RESTEnvironment::fork_worker`: a UPID now, the work in the background; `work`
+        gets the task's stop event (a stop request is SIGTERM to the worker)."""
         now = int(time.time())
         with self.state.lock:
             self.state.next_pid += 1
@@ -319,9 +324,11 @@ class ProxmoxApiDouble:
         self.state.tasks[upid] = task
 
         def run() -> None:
-            time.sleep(self.task_seconds)  # a real start/stop takes a moment
+            if task.stop.wait(self.task_seconds):  # a real task takes a moment
+                task.exitstatus = "received interrupt"  # fork_worker's own SIGTERM handler
+                return
             try:
-                work()
+                work(task.stop)
             except _DIED as exc:
                 task.exitstatus = str(exc).strip() or "unexpected status"
             else:
@@ -331,15 +338,25 @@ class ProxmoxApiDouble:
         return task
 
     def task_status(self, who: str, params: dict[str, str], node: str, upid: str) -> dict[str, Any]:
+        return self._task(who, node, upid, "Sys.Audit").status()
+
+    def stop_task(self, who: str, params: dict[str, str], node: str, upid: str) -> None:
+        """pve-manager API2/Tasks.pm `stop_task`: `check_worker($upid, 1)` sends the worker
+        SIGTERM; the task ends as its handler makes it (a clone cleans up: "interrupted by
+        signal"). Owners may stop their own tasks, others need Sys.Modify."""
+        self._task(who, node, upid, "Sys.Modify").stop.set()
+        return None
+
+    def _task(self, who: str, node: str, upid: str, other_users_need: str) -> Task:
         self.node_root(node)
         task = self.state.tasks.get(upid)
         if not upid.startswith("UPID:") or upid.count(":") < 8:
             raise _param_error({"upid": "unable to parse worker upid"})
         if task is None:
             raise _param_error({"upid": "no such task"})
-        if task.user != who:  # owners may always read their tasks
-            self.access().check(who, f"/nodes/{node}", ("Sys.Audit",))
-        return task.status()
+        if task.user != who:  # owners may always read (and stop) their tasks
+            self.access().check(who, f"/nodes/{node}", (other_users_need,))
+        return task
 
     def node_status(self, who: str, params: dict[str, str], node: str) -> dict[str, Any]:
         self.access().check(who, f"/nodes/{node}", ("Sys.Audit",))

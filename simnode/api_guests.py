@@ -16,6 +16,7 @@ change one node the same way. See docs/fidelity.md, "Proxmox API double".
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from simnode import access, clone, conffile, pct, schema, snapshot
@@ -100,7 +101,7 @@ def create_snapshot(api: ProxmoxApiDouble, who: str, params: dict[str, str], nod
     number, _ = snapshot.check_snapshot_request(pos)  # reserved names die before the task
     opts = {"description": params["description"]} if params.get("description") else {}
     return api.fork_worker(
-        node, "vzsnapshot", str(number), who, lambda: snapshot.cmd_snapshot(pct.Ctx(root), opts, pos)
+        node, "vzsnapshot", str(number), who, lambda stop: snapshot.cmd_snapshot(pct.Ctx(root), opts, pos)
     ).upid
 
 
@@ -116,7 +117,7 @@ def delsnapshot(
     number = int(vmid)
     # The task takes the guest migration lock, then `snapshot_delete` (no replication here).
     return api.fork_worker(
-        node, "vzdelsnapshot", str(number), who, lambda: snapshot.cmd_delsnapshot(pct.Ctx(root), {}, pos)
+        node, "vzdelsnapshot", str(number), who, lambda stop: snapshot.cmd_delsnapshot(pct.Ctx(root), {}, pos)
     ).upid
 
 
@@ -142,8 +143,8 @@ def clone_guest(api: ProxmoxApiDouble, who: str, params: dict[str, str], node: s
     ctx = pct.Ctx(root, check_storage=check_storage)
     job = clone.prepare_clone(ctx, opts, [vmid, newid])
 
-    def work() -> None:
-        clone.run_clone_task(pct.Ctx(root), job)
+    def work(stop: threading.Event) -> None:
+        clone.run_clone_task(pct.Ctx(root, stop=stop), job)
 
     return api.fork_worker(node, "vzclone", str(job.vmid), who, work).upid
 
@@ -157,7 +158,7 @@ def destroy_guest(api: ProxmoxApiDouble, who: str, params: dict[str, str], node:
     ctx = pct.Ctx(root)
     clone.check_destroy(ctx, number, opts)
     return api.fork_worker(
-        node, "vzdestroy", str(number), who, lambda: clone.run_destroy_task(pct.Ctx(root), number, opts)
+        node, "vzdestroy", str(number), who, lambda stop: clone.run_destroy_task(pct.Ctx(root), number, opts)
     ).upid
 
 

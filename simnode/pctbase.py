@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from simnode import conffile, paths, schema
 from simnode.atomic import read_text
+
+if TYPE_CHECKING:
+    import threading
 
 
 class PctError(Exception):
@@ -33,10 +37,14 @@ StorageCheck = Callable[[str], None]
 
 
 class Ctx:
-    __slots__ = ("_node", "check_change", "check_storage", "out", "root")
+    __slots__ = ("_node", "check_change", "check_storage", "out", "root", "stop")
 
     def __init__(
-        self, root: str, check_change: ChangeCheck | None = None, check_storage: StorageCheck | None = None
+        self,
+        root: str,
+        check_change: ChangeCheck | None = None,
+        check_storage: StorageCheck | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.root = root
         self.out: list[str] = []
@@ -45,6 +53,9 @@ class Ctx:
         # per option (`check_ct_modify_config_perm`), per storage a clone allocates on.
         self.check_change = check_change
         self.check_storage = check_storage
+        # An API task's stop request (`DELETE …/tasks/{upid}`: SIGTERM to the worker); pct
+        # itself gets real signals.
+        self.stop = stop
 
     @property
     def node(self) -> str:

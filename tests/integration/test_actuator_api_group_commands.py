@@ -179,3 +179,22 @@ async def test_the_contracts_pvesh_calls_run_on_the_node_in_the_path(tmp_path: P
     )
     assert classify(local).code == "unknown-container"
     assert any("/tasks/UPID:pve2:" in path for _, path, _ in pve.calls("GET"))
+
+
+async def test_a_clone_past_its_time_limit_is_stopped_and_cleans_up_after_itself(pve: PveApi) -> None:
+    """As a timed-out pct is killed: the task gets SIGTERM (`DELETE …/tasks/{upid}`), so no
+    clone appears after the actuator gave up on it."""
+    ex = executor(pve)
+    assert (await run(ex, gc.snapshot(101, SNAP)))[0] == 0
+    settings.configure(pve.sim.root, clone_s=5.0)
+    result = await ex.run(gc.group_argv(gc.clone(101, 205, snapname=SNAP, hostname="web-205"), PCT), 1.0)
+    assert result.timed_out and classify(result).code == "timeout"
+    [(upid, status)] = [(p.split("/")[6], s) for m, p, s in pve.calls("DELETE") if "/tasks/" in p]
+    assert status == 200 and ":vzclone:101:" in upid
+    assert "lock" not in pve.sim.read_conf(101) and not pve.sim.conf_path(205).exists()
+    api = ProxmoxApi(pve.endpoint(GROUP_TOKEN, pve.add_token(GROUP_TOKEN, GROUP_PRIVILEGES)))
+    ended = api.request("GET", f"/nodes/pve1/tasks/{upid}/status").data
+    assert (ended["status"], ended["exitstatus"]) == ("stopped", "clone failed: interrupted by signal")
+    other = ProxmoxApi(pve.endpoint("peek@pve!t", pve.add_token("peek@pve!t", ("Sys.Audit",))))
+    refused = other.request("DELETE", f"/nodes/pve1/tasks/{upid}")
+    assert refused.error_text() == "403 Permission check failed (/nodes/pve1, Sys.Modify)"

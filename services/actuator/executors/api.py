@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 FAILED_EXIT = 255  # what pct exits with on any error
 TASK_POLL_S = 0.25
+# How long a task that ran past the time limit may take to stop (within COMMAND_OVERRUN_S).
+STOP_WAIT_S = 2.0
 
 
 class ApiExecutor:
@@ -114,8 +116,26 @@ class ApiExecutor:
                     return CommandResult(0, stdout="")
                 return CommandResult(FAILED_EXIT, stderr=exit_status)
             if time.monotonic() + self._task_poll_s >= deadline:
+                self._stop_task(upid)
                 raise ApiTimeout(f"task {upid} still running at the time limit")
             time.sleep(self._task_poll_s)
+
+    def _stop_task(self, upid: str) -> None:
+        """`DELETE …/tasks/{upid}`: Proxmox sends the worker SIGTERM, so a clone cleans up
+        after itself (source unlocked, its new config removed) instead of finishing after we
+        gave up on it, as a timed-out pct is killed. Waits up to STOP_WAIT_S for the end."""
+        task = f"/nodes/{upid_node(upid)}/tasks/{upid}"
+        ends = time.monotonic() + STOP_WAIT_S
+        try:
+            self._api.request("DELETE", task, timeout_s=STOP_WAIT_S)
+            while (left := ends - time.monotonic()) > 0:
+                reply = self._api.request("GET", f"{task}/status", timeout_s=left)
+                if not reply.ok or (isinstance(reply.data, dict) and reply.data.get("status") == "stopped"):
+                    return
+                time.sleep(min(self._task_poll_s, max(left, 0.0)))
+        except (ApiTimeout, ApiUnreachable, ApiTlsRefused) as exc:
+            log.warning("could not stop a task that ran past its time limit",
+                        extra={"event": "api_task_not_stopped", "upid": upid, "error": str(exc)})  # fmt: skip
 
     def _host_probe(self, deadline: float) -> CommandResult:
         reply = self._call("GET", f"/nodes/{self._node}/status", None, deadline)
