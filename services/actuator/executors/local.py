@@ -1,4 +1,5 @@
-"""Run commands on this host: an argument list, no shell, killed when the time is up."""
+"""Run commands on this host: an argument list, no shell, stopped when the time is up
+(SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import time
 from services.actuator.result import CommandResult
 
 _MAX_OUTPUT = 256 * 1024  # a pct config is a few hundred bytes; anything huge is cut
+# SIGTERM first, SIGKILL this long after, as the SSH executor's `timeout -k 2` (within
+# retry.COMMAND_OVERRUN_S). pct passes SIGTERM on to its task, which undoes its work: a
+# clone unlocks its source and deletes the new container; SIGKILL would leave both locked.
+KILL_AFTER_S = 2.0
 
 
 class LocalExecutor:
@@ -52,7 +57,11 @@ class LocalExecutor:
 
 async def _kill(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), KILL_AFTER_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
     with contextlib.suppress(ProcessLookupError):
         process.kill()
     with contextlib.suppress(Exception):
