@@ -44,7 +44,7 @@ MAX, MIN = 4, 1
 HOT, COOL = 5.5, 0.3  # the group's total CPU demand, in cores
 # Short periods keep the test short, yet longer than a clone takes to boot and pass the
 # readiness gate, so that they hold actions back (the deciders' notes say so).
-GRACE_OUT_S, GRACE_IN_S = 9, 4
+GRACE_OUT_S, GRACE_IN_S = 12, 4
 INTERVAL_S = 1.0
 
 pytestmark = [pytest.mark.integration, pytest.mark.shipped_nodes(NODE)]
