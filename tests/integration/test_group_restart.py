@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 import yaml
 from group_harness import pct_calls, view
@@ -34,6 +33,7 @@ from shared.codec import CodecError, decode, decode_intent
 from shared.config import load_config
 from shared.groups import MembershipRecord
 from shared.models import GroupIntent, ScaleEvent
+from shared.nats_settings import open_connection
 from simnode.scenario import parse_scenario
 from simnode.tree import SimNode
 from tests.secure_broker import ShippedBroker, provision_as_setup
@@ -192,7 +192,7 @@ async def stack(shipped_broker: ShippedBroker, tmp_path: Path) -> AsyncIterator[
     await provision_as_setup([shipped_broker.url], [NODE], config=load_config(config_path, env={}))
     # The test's own eyes: the setup user (it may read everything), reconnecting for ever
     # so that it outlives the server's restart.
-    client = await nats.connect(shipped_broker.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    client = await open_connection(shipped_broker.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     made = Stack(tmp_path, shipped_broker, sim, config_path, client.jetstream())
 
     async def on_intent(msg: Any) -> None:
