@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.config import ConfigError
+from shared.nats_settings import NatsUnreachable
 from shared.observability import (
     CONSUMER_BOUND,
     FOLLOWING,
@@ -127,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # every problem of the file, environment and flags at once
         print(str(exc), file=sys.stderr)
         return 2
+    except NatsUnreachable as exc:  # a tool run while the broker is down: say so, do not hang
+        print(f"lxc-autoscale {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

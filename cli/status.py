@@ -23,7 +23,7 @@ from shared import subjects
 from shared.arguments import node_argument, vmid_argument
 from shared.clock import SystemClock
 from shared.config import AutoscaleConfig
-from shared.nats_settings import connect
+from shared.nats_settings import TOOL_CONNECT_WAIT_S, connect
 from shared.service_config import add_common_arguments, start_service
 from shared.validation import sanitize
 
@@ -70,7 +70,7 @@ class StatusView:
 
 
 async def _read(config: AutoscaleConfig, node: str | None, vmid: int | None) -> StatusView:
-    nc = await connect(config.nats, service="status")
+    nc = await connect(config.nats, service="status", give_up_after_s=TOOL_CONNECT_WAIT_S)
     try:
         js = nc.jetstream()
         cluster = Cluster(

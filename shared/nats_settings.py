@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -14,6 +16,7 @@ from nats.aio.client import Client
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from shared.observability import NATS_CONNECTED, READINESS
+from shared.startup import StoppedWaiting
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +141,7 @@ class NatsSettings(BaseModel):
     def tls_context(self) -> ssl.SSLContext | None:
         if not (self.tls_ca_file or self.tls_cert_file or self.url.startswith("tls://")):
             return None
-        context = ssl.create_default_context(
-            cafile=str(self.tls_ca_file) if self.tls_ca_file else None
-        )
+        context = ssl.create_default_context(cafile=str(self.tls_ca_file) if self.tls_ca_file else None)
         if self.tls_cert_file:
             context.load_cert_chain(
                 str(self.tls_cert_file), str(self.tls_key_file) if self.tls_key_file else None
@@ -194,8 +195,25 @@ async def open_connection(target: NatsSettings | str | Sequence[str], **options:
     return await nats.connect(**{**base, **options})
 
 
-async def connect(settings: NatsSettings, *, service: str) -> Client:
-    """Open the process's one NATS connection, logging disconnects and reconnects."""
+TOOL_CONNECT_WAIT_S = 15.0  # how long a command line tool waits for the broker
+
+
+class NatsUnreachable(ConnectionError):
+    """The broker did not answer the first connect within the caller's limit."""
+
+
+async def connect(
+    settings: NatsSettings,
+    *,
+    service: str,
+    stop: asyncio.Event | None = None,
+    give_up_after_s: float | None = None,
+) -> Client:
+    """Open the process's one NATS connection, logging disconnects and reconnects.
+
+    The client retries for ever, the first connect too, so a service started before its
+    broker waits for it; `stop` (a service's SIGTERM) ends that wait with StoppedWaiting,
+    and `give_up_after_s` (a command line tool) with NatsUnreachable, instead of hanging."""
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc, extra={"event": "nats_error"})
@@ -208,12 +226,32 @@ async def connect(settings: NatsSettings, *, service: str) -> Client:
         READINESS.mark(NATS_CONNECTED, True)
         log.info("reconnected to NATS", extra={"event": "nats_reconnected"})
 
-    nc = await open_connection(
-        settings,
-        name=f"{settings.name}-{service}",
-        error_cb=on_error,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
+    opening = asyncio.ensure_future(
+        open_connection(
+            settings,
+            name=f"{settings.name}-{service}",
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+        )
     )
+    stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    waits: set[asyncio.Future[Any]] = {opening} if stopping is None else {opening, stopping}
+    try:
+        await asyncio.wait(waits, timeout=give_up_after_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if stopping is not None:
+            stopping.cancel()
+    if not opening.done():
+        opening.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await opening
+        if stop is not None and stop.is_set():
+            raise StoppedWaiting(f"{service} stopped before NATS answered")
+        raise NatsUnreachable(
+            f"NATS at {settings.safe_url} did not answer within {give_up_after_s:g} s; "
+            "is the broker running and NATS.url right?"
+        )
+    nc = opening.result()
     READINESS.mark(NATS_CONNECTED, True)
     return nc

@@ -17,7 +17,7 @@ from shared.arguments import node_argument, vmid_argument
 from shared.codec import CodecError, decode
 from shared.event_text import format_line
 from shared.models import ScaleEvent
-from shared.nats_settings import connect
+from shared.nats_settings import TOOL_CONNECT_WAIT_S, connect
 from shared.service_config import add_common_arguments, start_service
 
 FETCH_BATCH = 256
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _print_events(settings: Any, args: argparse.Namespace, since: datetime | None) -> int:
-    nc = await connect(settings, service="events")
+    nc = await connect(settings, service="events", give_up_after_s=TOOL_CONNECT_WAIT_S)
     try:
         subscription = await nc.jetstream().pull_subscribe(
             subjects.events_filter(args.node, args.vmid),

@@ -63,11 +63,14 @@ async def _serve(config: AutoscaleConfig, args: argparse.Namespace) -> int:
     executor = build_executor(config, node)
     try:
         limits = await _host_limits(settings, executor)
-        nc = await connect(config.nats, service="actuator")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        try:
+            nc = await connect(config.nats, service="actuator", stop=stop)
+        except StoppedWaiting:
+            return 0
         try:
             actuator = await until_answered(
                 lambda: build_actuator(

@@ -20,7 +20,7 @@ from typing import Any
 from nats.js.errors import NotFoundError
 
 from shared import subjects
-from shared.nats_settings import connect
+from shared.nats_settings import TOOL_CONNECT_WAIT_S, connect
 from shared.service_config import add_common_arguments, start_service
 
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _report(settings: Any, older_than: timedelta) -> int:
-    nc = await connect(settings, service="queue")
+    nc = await connect(settings, service="queue", give_up_after_s=TOOL_CONNECT_WAIT_S)
     try:
         queues = await node_queues(nc.jetstream())
     finally:

@@ -20,7 +20,7 @@ from services.actuator.store import ActuatorStore
 from shared import subjects
 from shared.codec import CodecError, decode, encode
 from shared.models import DecisionReason, ResourceSize, ScaleEvent, ScaleIntent
-from shared.nats_settings import connect
+from shared.nats_settings import TOOL_CONNECT_WAIT_S, connect
 from shared.node_name import node_name
 from shared.service_config import add_common_arguments, start_service
 from shared.validation import check_vmid
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _rollback(settings: Any, node: str, vmid: int | None) -> int:
-    nc = await connect(settings, service="rollback")
+    nc = await connect(settings, service="rollback", give_up_after_s=TOOL_CONNECT_WAIT_S)
     try:
         js = nc.jetstream()
         store = await ActuatorStore.open(js)

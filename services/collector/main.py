@@ -25,6 +25,7 @@ from shared.nats_settings import connect
 from shared.node_name import node_name
 from shared.provisioning import NotProvisionedError, verify
 from shared.service_config import add_common_arguments, start_service
+from shared.startup import StoppedWaiting
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +142,15 @@ async def _connect_until_ready(config: AutoscaleConfig, stop: asyncio.Event) -> 
     while not stop.is_set():
         nc = None
         try:
-            nc = await connect(config.nats, service="collector")
+            nc = await connect(config.nats, service="collector", stop=stop)
             await verify(nc.jetstream(), service="collector", streams=[subjects.METRICS_STREAM])
             return nc
         except NotProvisionedError:
             if nc is not None:
                 await nc.close()
             raise
+        except StoppedWaiting:
+            return None
         except Exception as exc:  # broker not reachable yet: keep trying, say so once
             if nc is not None:
                 await nc.close()

@@ -22,6 +22,7 @@ from shared.clock import Clock, SystemClock
 from shared.config import AutoscaleConfig
 from shared.explanation import Explain, ExplainGroups
 from shared.nats_settings import connect
+from shared.startup import StoppedWaiting
 from shared.validation import sanitize
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,10 @@ class ConsoleService:
         self.nc: Any = None
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
-        self.nc = await connect(self.config.nats, service="console")
+        try:
+            self.nc = await connect(self.config.nats, service="console", stop=stop)
+        except StoppedWaiting:
+            return
         js = self.nc.jetstream()
         follower = Follower(js, self.cluster, self.hub)
         app = ConsoleApp(

@@ -14,7 +14,7 @@ from nats.js.errors import KeyNotFoundError
 
 from shared import subjects
 from shared.dry_run import DRY_RUN_KEY, effective_dry_run, read_dry_run, store_dry_run
-from shared.nats_settings import connect
+from shared.nats_settings import TOOL_CONNECT_WAIT_S, connect
 from shared.service_config import add_common_arguments, start_service
 
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     config = start_service("dry-run", args)
 
     async def apply() -> str:
-        nc = await connect(config.nats, service="dry-run")
+        nc = await connect(config.nats, service="dry-run", give_up_after_s=TOOL_CONNECT_WAIT_S)
         try:
             kv = await nc.jetstream().key_value(subjects.POLICY_BUCKET)
             if args.switch is not None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from nats.js.errors import KeyNotFoundError
 
 from shared import subjects
-from shared.nats_settings import connect
+from shared.nats_settings import TOOL_CONNECT_WAIT_S, connect
 from shared.pauses import PauseEntry, pause_key
 from shared.service_config import add_common_arguments, start_service
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     async def apply() -> str:
-        nc = await connect(config.nats, service="pause")
+        nc = await connect(config.nats, service="pause", give_up_after_s=TOOL_CONNECT_WAIT_S)
         try:
             kv = await nc.jetstream().key_value(subjects.POLICY_BUCKET)
             if entry is None:

@@ -63,7 +63,10 @@ class DeciderService:
         self._next_housekeeping = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.nc = await connect(self.config.nats, service=f"decider-{self.replica_id}")
+        try:
+            self.nc = await connect(self.config.nats, service=f"decider-{self.replica_id}", stop=stop)
+        except StoppedWaiting:
+            return
         js = self.nc.jetstream()
         try:
             try:

@@ -18,6 +18,7 @@ from shared.clock import SystemClock
 from shared.config import AutoscaleConfig
 from shared.nats_settings import connect
 from shared.service_config import add_common_arguments, start_service
+from shared.startup import StoppedWaiting
 
 log = logging.getLogger(__name__)
 SETUP_WAIT_S = 2.0
@@ -39,7 +40,10 @@ async def _serve(config: AutoscaleConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    nc = await connect(config.nats, service="notifier")
+    try:
+        nc = await connect(config.nats, service="notifier", stop=stop)
+    except StoppedWaiting:
+        return 0
     js = nc.jetstream()
     notifier = None
     while notifier is None and not stop.is_set():
