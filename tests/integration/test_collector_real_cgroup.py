@@ -103,8 +103,10 @@ def test_a_busy_process_in_a_real_cgroup_shows_as_busy_cpu(tmp_path: Path) -> No
         second = collector.collect(clock.now(), clock.monotonic()).sample.containers[0]
     assert first.cpu_missing == "first-sample"
     assert second.status == "running"
-    # One spinning process on a 1-core container; other work on the machine may slow it.
-    assert second.cpu_pct is not None and second.cpu_pct > 20.0
+    # One spinning process on a 1-core container. On a loaded 2-core machine (CI runs
+    # four test workers) it may get only a share of a core; a stale or misread counter
+    # reads 0, so a clearly non-zero figure is what proves the read.
+    assert second.cpu_pct is not None and second.cpu_pct > 5.0
 
 
 @contextlib.contextmanager
@@ -167,8 +169,8 @@ def test_kept_open_cgroup_files_follow_a_container_across_a_restart(tmp_path: Pa
         finally:
             source.close()
     assert kept >= 1  # cpu.stat at least is held open on this kernel
-    assert busy_first.cpu_pct is not None and busy_first.cpu_pct > 20.0  # re-read, not stale
+    assert busy_first.cpu_pct is not None and busy_first.cpu_pct > 5.0  # re-read, not stale
     assert (restarted.status, restarted.cpu_missing) == ("running", "counter-reset")
-    assert busy_again.cpu_pct is not None and busy_again.cpu_pct > 20.0  # the new cgroup's counter
+    assert busy_again.cpu_pct is not None and busy_again.cpu_pct > 5.0  # the new cgroup's counter
     assert stopped.status == "stopped"
     assert source._kept.open_descriptors == 0
