@@ -165,7 +165,7 @@ def destroy_guest(api: ProxmoxApiDouble, who: str, params: dict[str, str], node:
 def current_status(api: ProxmoxApiDouble, who: str, params: dict[str, str], node: str, vmid: str) -> Any:
     ctx, number, conf = _audited(api, who, params, node, vmid)  # "test if VM exists"
     status: dict[str, Any] = {}
-    for key, value in pct._verbose_status(ctx, number, conf, pct._running(ctx, number)).items():
+    for key, value in pct.verbose_status(ctx, number, conf, pct._running(ctx, number)).items():
         status[key] = int(value) if key in _NUMERIC_STATUS and value.isdigit() else value
     status["cpu"] = 0  # vmstatus has it; pct's status command is what leaves it out
     status["ha"] = {"managed": 0}  # `get_service_status` of a CT no HA resource lists

@@ -49,6 +49,10 @@ def pct_log_path(root: str) -> str:
     return os.path.join(root, "var", "log", "simnode", "pct.log")
 
 
+def pvesh_log_path(root: str) -> str:
+    return os.path.join(root, "var", "log", "simnode", "pvesh.log")
+
+
 def oom_log_path(root: str) -> str:
     return os.path.join(root, "var", "log", "simnode", "oom.log")
 

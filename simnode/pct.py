@@ -120,7 +120,7 @@ def cmd_list(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
         ctx.out.append(fmt.format(vmid, status, lock, name))
 
 
-def _verbose_status(ctx: Ctx, vmid: int, conf: conffile.ParsedConf, running: bool) -> dict[str, str]:
+def verbose_status(ctx: Ctx, vmid: int, conf: conffile.ParsedConf, running: bool) -> dict[str, str]:
     """`vmstatus` for one CT as `pct status --verbose` prints it (the caller drops `cpu`).
     `mem` is memory.current - memory.stat file (`get_memory_stat`), `maxswap` swap // 0."""
     keys = conf.main.keys
@@ -199,7 +199,7 @@ def cmd_status(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
     conf = _load(ctx, vmid)  # "test if CT exists"
     running = _running(ctx, vmid)
     if opts.get("verbose") == "1":
-        stat = _verbose_status(ctx, vmid, conf, running)
+        stat = verbose_status(ctx, vmid, conf, running)
         ctx.out.extend(f"{k}: {stat[k]}\n" for k in sorted(stat))  # no `cpu` line, as pct.pm
     else:
         ctx.out.append(f"status: {'running' if running else 'stopped'}\n")
@@ -229,7 +229,7 @@ def cmd_config(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
     ctx.out.append(conffile.render(section))
 
 
-def _set_params(opts: dict[str, str]) -> dict[str, str]:
+def set_params(opts: dict[str, str]) -> dict[str, str]:
     errors = {}
     for key, value in opts.items():
         opt = schema.set_option(key)
@@ -288,7 +288,7 @@ def cmd_set(ctx: Ctx, opts: dict[str, str], pos: list[str]) -> None:
     vmid_err = schema.check_vmid(pos[0])
     params = dict(opts)
     try:
-        _set_params(params)
+        set_params(params)
     except ParamError as exc:
         if vmid_err:
             exc.errors["vmid"] = vmid_err
@@ -487,7 +487,7 @@ def _expand(cmd: str) -> str:
     return hits[0] if len(hits) == 1 else cmd
 
 
-def _format_param_error(exc: ParamError, usage: str) -> str:
+def format_param_error(exc: ParamError, usage: str) -> str:
     """`PVE::Exception::stringify` of a 400 with errors, plus the usage line."""
     msg = f"400 {exc}\n"
     for key in sorted(exc.errors):
@@ -512,7 +512,7 @@ def run(root: str, argv: list[str]) -> tuple[int, str]:
         opts, pos = _parse(argv[1:], positional, lookup, names, usage)
         handler(ctx, opts, pos)
     except ParamError as exc:
-        sys.stderr.write(_format_param_error(exc, usage))
+        sys.stderr.write(format_param_error(exc, usage))
         return EXIT_ERROR, "".join(ctx.out)
     except PctError as exc:
         sys.stderr.write(f"{exc}\n")
@@ -550,12 +550,13 @@ def _parse(
     return opts, pos
 
 
-def _log_call(root: str, argv: list[str]) -> None:
-    """One line per invocation so tests can count calls: `<iso time> <args>`."""
+def log_call(root: str, argv: list[str], log: str | None = None) -> None:
+    """One line per invocation so tests can count calls: `<iso time> <args>` (pct.log,
+    or pvesh's own log)."""
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     line = f"{stamp}.{int(now % 1 * 1e6):06d}+00:00 {' '.join(argv)}\n"
-    log = paths.pct_log_path(root)
+    log = log or paths.pct_log_path(root)
     try:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except FileNotFoundError:
@@ -597,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     if not root:
         sys.stderr.write("simnode pct: no --root DIR given and PVE_SIM_ROOT is not set\n")
         return EXIT_ERROR
-    _log_call(root, args)
+    log_call(root, args)
     code, out = run(root, args)
     if out:
         sys.stdout.write(out)

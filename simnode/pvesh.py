@@ -1,4 +1,9 @@
-"""A `pvesh` for the simulated node: `pvesh get /cluster/resources`, as pve-manager answers it.
+"""A `pvesh` for the simulated node, as pve-manager's PVE/CLI/pvesh.pm answers it.
+
+`pvesh get /cluster/resources`, `/cluster/nextid`, and the container methods under
+`/nodes/<node>/lxc/<vmid>/` (`set …/config`, `create …/status/start`, `get
+…/status/current`: simnode/pvesh_lxc.py), which run here for this node and are proxied to
+the node named in the path otherwise (simnode/pvesh_proxy.py), as pvesh does.
 
 `PVE::API2::Cluster` resources: one entry per guest from `PVE::API2Tools::extract_vm_stats`
 over pvestatd's last broadcast (simnode/pvestatd.py): `id`, `vmid`, `node`, `type`,
@@ -8,24 +13,33 @@ CPUs`, so 1.5 for `cpulimit: 1.5` without `cores`), `cpu` (a fraction of `maxcpu
 the first pass after a start), `maxmem`, `mem` (page cache left out), `maxdisk`, `disk`,
 `netin`, `netout`, `diskread`, `diskwrite`; `lock` and `tags` from the config file.
 
-Run as `python -m simnode.pvesh --root DIR get /cluster/resources [--type vm]
-[--output-format json]` (or with PVE_SIM_ROOT set). Only the stdlib is imported.
+Run as `python -m simnode.pvesh --root DIR [--noproxy] get /cluster/resources [--type vm]
+[--output-format json]` (or with PVE_SIM_ROOT set). Only the stdlib is imported. Every call
+is logged to `var/log/simnode/pvesh.log` (simulation only), as pct's are.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from simnode import conffile, paths, pmxcfs, pvestatd, schema
+from simnode import conffile, locking, paths, pct, pctbase, pmxcfs, pvesh_lxc, pvesh_proxy, pvestatd, schema
 from simnode.atomic import read_text
+from simnode.getopt import BOOL, BooleanError, GetoptError, get_options
 
 EXIT_ERROR = 255
 _RRD_KEYS = ("uptime", "name", "status", "template", "maxcpu", "cpu", "maxmem", "mem", "maxdisk", "disk")
 _ZERO_KEYS = ("netin", "netout", "diskread", "diskwrite")
 _TYPES = ("vm", "storage", "node", "sdn", "pool")
+_COMMANDS = ("get", "set", "create", "delete")  # `$method_map`
+_FORMATS = ("text", "json", "json-pretty", "yaml")
+# RESTHandler `$standard_output_options` and pvesh's own `noproxy`, on every method
+_STANDARD = {"output-format": "string", "quiet": BOOL, "noborder": BOOL, "noheader": BOOL,
+             "human-readable": BOOL, "noproxy": BOOL}  # fmt: skip
 
 
 def resources(root: str, kind: str | None) -> list[dict[str, Any]]:
@@ -163,6 +177,17 @@ def _usage() -> str:
 
 
 def run(root: str, argv: list[str]) -> tuple[int, str]:
+    noproxy = nooutput = False
+    while argv and argv[0] in ("--noproxy", "--nooutput"):  # the compatibility loop on top of pvesh.pm
+        noproxy, nooutput = noproxy or argv[0] == "--noproxy", nooutput or argv[0] == "--nooutput"
+        argv = argv[1:]
+    if len(argv) >= 2 and argv[0] in _COMMANDS:
+        found = pvesh_lxc.PATH.fullmatch(argv[1])
+        if found is not None:
+            return _run_lxc(root, argv[0], found, argv[2:], noproxy=noproxy, nooutput=nooutput)
+        if argv[0] != "get" and argv[1].rstrip("/") in _PATHS:  # extract_path_info
+            sys.stderr.write(f"No '{argv[0]}' handler defined for '{argv[1]}'\n")
+            return 1, ""
     if len(argv) < 2 or argv[0] != "get":
         sys.stderr.write(f"simnode: 'pvesh {' '.join(argv[:1])}' is not simulated\n{_usage()}")
         return EXIT_ERROR, ""
@@ -179,6 +204,83 @@ def run(root: str, argv: list[str]) -> tuple[int, str]:
     return handler(root, opts)
 
 
+def _run_lxc(
+    root: str, cmd: str, found: re.Match[str], options: list[str], *, noproxy: bool, nooutput: bool
+) -> tuple[int, str]:
+    """One container method: parse and check here, then run it here or on its node."""
+    path, node, rest = found.group(0), found["node"], found["rest"]
+    if cmd not in pvesh_lxc.METHODS[rest]:
+        sys.stderr.write(f"No '{cmd}' handler defined for '{path}'\n")  # extract_path_info: exit(1)
+        return 1, ""
+    if (cmd, rest) not in pvesh_lxc.SIMULATED:
+        sys.stderr.write(f"simnode: 'pvesh {cmd} {path}' is not simulated\n")
+        return EXIT_ERROR, ""
+    usage = f"pvesh {cmd} <api_path> [OPTIONS] [FORMAT_OPTIONS]"
+    lookup, names = pvesh_lxc.option_lookup(rest)
+    try:
+        opts = _method_options(options, lookup, names)
+        fmt, quiet = opts.pop("output-format", "text"), opts.pop("quiet", "0") == "1" or nooutput
+        noproxy = opts.pop("noproxy", "0") == "1" or noproxy
+        for name in ("noborder", "noheader", "human-readable"):
+            opts.pop(name, None)
+        if rest == "config":
+            pct.set_params(opts)  # the method's schema is checked here, before any proxying
+        there = pvesh_proxy.target(root, node, noproxy)
+        if there is not None:
+            data = pvesh_proxy.proxy(root, there, cmd, path, list(opts.items()))
+        else:
+            pctbase.check_params({"node": schema.check_node_name(node)})
+            data = pvesh_lxc.call(pctbase.Ctx(root), rest, found["vmid"], opts)
+        out = "" if quiet else _printed(pvesh_lxc.RETURNS[rest], data, fmt)
+    except pctbase.ParamError as exc:
+        sys.stderr.write(pct.format_param_error(exc, usage))
+        return EXIT_ERROR, ""
+    except pctbase.PctError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_ERROR, ""
+    except locking.LockTimeout as exc:
+        sys.stderr.write(f"{exc}\n")
+        return pct.EINTR, ""
+    return 0, out
+
+
+def _method_options(
+    options: list[str], lookup: Callable[[str], str | None], names: Callable[[], list[str]]
+) -> dict[str, str]:
+    """`get_options` over the method's parameters and the standard output options; the
+    only positional argument, the API path, is taken already."""
+    try:
+        opts, pos = get_options(
+            options, lambda name: _STANDARD.get(name) or lookup(name), lambda: sorted([*_STANDARD, *names()])
+        )
+    except GetoptError as exc:
+        sys.stderr.write("".join(exc.warnings))
+        raise pctbase.ParamError("unable to parse option") from None
+    except BooleanError:
+        raise pctbase.ParamError("unable to parse boolean option") from None
+    if pos:
+        raise pctbase.ParamError("too many arguments")
+    fmt = opts.get("output-format", "text")
+    if fmt not in _FORMATS:
+        message = f"value '{fmt}' does not have a value in the enumeration '{', '.join(_FORMATS)}'"
+        raise pctbase.ParamError("Parameter verification failed.", {"output-format": message})
+    return opts
+
+
+def _printed(returns: str, data: Any, fmt: str) -> str:
+    """pve-common CLIFormatter.pm `print_api_result`: nothing for a null method; JSON
+    canonical (sorted keys), `json-pretty` with JSON::XS's 3-space indent; a scalar as text."""
+    if returns == "null":
+        return ""
+    if fmt == "json":
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    if fmt == "json-pretty":
+        return json.dumps(data, sort_keys=True, indent=3, separators=(",", " : "), ensure_ascii=False) + "\n"
+    if fmt == "text" and returns == "string":
+        return f"{data}\n"
+    raise pctbase.PctError(f"simnode: --output-format {fmt} of an object is not simulated")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     root = os.environ.get("PVE_SIM_ROOT")
@@ -187,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if not root:
         sys.stderr.write("simnode pvesh: no --root DIR given and PVE_SIM_ROOT is not set\n")
         return EXIT_ERROR
+    pct.log_call(root, args, paths.pvesh_log_path(root))
     code, out = run(root, args)
     sys.stdout.write(out)
     sys.stdout.flush()

@@ -148,15 +148,16 @@ async def running_actuator(
     executor: Executor | None = None,
     limits: HostLimits = HOST,
     config: AutoscaleConfig | None = None,
+    node: str = NODE,
     **overrides: Any,
 ) -> AsyncIterator[Actuator]:
-    """An actuator for NODE running in this event loop until the block ends; its consumer
+    """An actuator for `node` running in this event loop until the block ends; its consumer
     is made first, as `lxc-autoscale setup` does."""
     settings = fast_settings(sim, **overrides)
-    await setup_node(nc.jetstream(), settings)
+    await setup_node(nc.jetstream(), settings, node)
     actuator = await build_actuator(
         nc=nc,
-        node=NODE,
+        node=node,
         settings=settings,
         executor=executor or LocalExecutor(),
         limits=limits,

@@ -32,12 +32,35 @@ def group_config(**keys: Any) -> AutoscaleConfig:
     return parse_config({"HORIZONTAL_SCALING_GROUP_web": section}, env={})
 
 
+def group_config_file(sim: SimNode, extra: str = "") -> str:
+    """A config file for an actuator process of `sim`: quick retries (ack_wait 5 s), the
+    group with a two-address pool, and `extra` lines for the group's section."""
+    return f"""\
+ACTUATOR:
+  command_timeout_s: 2
+  max_attempts: 3
+  backoff_initial_s: 0.01
+  backoff_max_s: 0.05
+  pvesh_path: {sim.pvesh_path}
+HORIZONTAL_SCALING_GROUP_{GROUP}:
+  base_snapshot_name: {SOURCE}
+  starting_clone_id: 200
+  clone_network_type: static
+  static_ip_range: [10.0.0.21, 10.0.0.22]
+  gateway: 10.0.0.1
+{extra}"""
+
+
 def group_intent(
-    action: GroupAction = "scale-out", vmid: int = SOURCE, source_id: str = "pve1:boot-a:1", **extra: Any
+    action: GroupAction = "scale-out",
+    vmid: int = SOURCE,
+    source_id: str = "pve1:boot-a:1",
+    node: str = NODE,
+    **extra: Any,
 ) -> GroupIntent:
     reason = DecisionReason(rule=f"group-{action}", summary="group cpu 91% > 80%", inputs={"cpu_pct": 91.0})
     return GroupIntent.build(
-        group=GROUP, action=action, node=NODE, vmid=vmid, reason=reason, source_id=source_id,
+        group=GROUP, action=action, node=node, vmid=vmid, reason=reason, source_id=source_id,
         created_at=datetime.now(UTC), ttl_s=120, **extra,
     )  # fmt: skip
 

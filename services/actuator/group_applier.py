@@ -12,19 +12,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from ipaddress import IPv4Address
 
+from services.actuator import group_commands as gc
 from services.actuator import group_plan as gp
 from services.actuator.applier import DECIDE_WITHIN_S, Fence
+from services.actuator.commands import Start
 from services.actuator.ct_view import CtView, ip_of
 from services.actuator.event_builder import group_event
-from services.actuator.execution import OnRetry, run_with_retries
+from services.actuator.execution import OnRetry, retry_attempts
 from services.actuator.executors.base import Executor
-from services.actuator.group_commands import group_argv
 from services.actuator.group_records import Progress, StepFailure
 from services.actuator.group_specs import in_spec, out_spec, screen
 from services.actuator.group_store import GroupJournal, GroupStore
 from services.actuator.ip_pool import PoolAddress, parse_pool, pick
 from services.actuator.node_reader import NodeReader, ReadRefused
 from services.actuator.publisher import EventPublisher
+from services.actuator.pvesh_result import task_result
+from services.actuator.result import CommandResult
 from services.actuator.retry import COMMAND_OVERRUN_S, ResultKind, RetryPolicy
 from shared import failpoints
 from shared.clock import Clock
@@ -45,6 +48,7 @@ class GroupSettings:
     groups: Mapping[str, HorizontalGroup]
     defaults: Defaults
     other_nodes: tuple[str, ...] = ()  # nodes whose conf dirs are checked for a new id
+    pvesh_path: str = "/usr/bin/pvesh"  # steps on a clone of another node (proxied by Proxmox)
     lease_s: float = 60.0  # the node lease's length: no step can be fenced for longer
     wait_poll_s: float = 1.0
 
@@ -150,23 +154,24 @@ class _Run:
         return self.a._clock.now() >= self.intent.expires_at
 
     async def scale_out(self) -> gp.Finish:
-        spec = out_spec(self.intent, self.group, self.group.clone_timeout(self.s.defaults))
+        spec = out_spec(self.intent, self.group, self.group.clone_timeout(self.s.defaults), self.s.node)
         running: bool | None = None
         waited_since: float | None = None
         actions = 0
         while actions < MAX_STEPS:
             new = self.progress.new_vmid
             waited = 0.0 if waited_since is None else self.a._clock.monotonic() - waited_since
+            where, clone = await self._find_clone(new, spec.target)
             facts = gp.OutFacts(
-                source=await self.a._reader.config(self.s.node, spec.source_vmid),
-                clone=await self.a._reader.config(self.s.node, new) if new is not None else None,
+                source=await self.a._reader.config(self.s.node, spec.source_vmid), clone=clone,
                 recorded=await self._recorded(new), clone_running=running, waited_s=waited,
+                clone_node=None if where == self.s.node else where,
             )  # fmt: skip
             step = gp.next_out_step(spec, self.progress, facts, expired=self.expired(), dry_run=self.dry_run)
             if isinstance(step, gp.Finish):
                 return step
             if isinstance(step, gp.ReadStatus):
-                running = await self._running(step.vmid)
+                running = await self.a._reader.running(step.vmid, self.on_retry, step.node)
                 continue
             if isinstance(step, gp.Wait):
                 waited_since = self.a._clock.monotonic() if waited_since is None else waited_since
@@ -188,7 +193,7 @@ class _Run:
             if isinstance(step, gp.Finish):
                 return step
             if isinstance(step, gp.ReadStatus):
-                running = await self._running(step.vmid)
+                running = await self.a._reader.running(step.vmid, self.on_retry)
                 continue
             if isinstance(step, gp.Run) and step.name == gp.DESTROY and facts.member is not None:
                 await self._journal(self.progress.model_copy(update={"ip": _address(facts.member)}))
@@ -213,8 +218,8 @@ class _Run:
                 assert self.progress.ip is not None
                 await self.a._store.release_ip(self.intent.group, self.progress.ip)
                 name, progress = gp.RELEASE_IP, self._done(gp.RELEASE_IP)
-            case gp.Record(vmid, add):
-                await self._record(vmid, add)
+            case gp.Record(vmid, add, node):
+                await self._record(vmid, add, node or self.s.node)
                 name, progress = gp.RECORD, self._done(gp.RECORD)
             case gp.Run():
                 name, progress = step.name, await self._run(step)
@@ -256,15 +261,18 @@ class _Run:
         policy = self.s.policy
         if step.slow:
             policy = replace(policy, command_timeout_s=self.group.clone_timeout(self.s.defaults))
-        argv = group_argv(step.operation, self.s.pct_path)
+        argv = gc.group_argv(step.operation, self.s.pct_path, self.s.pvesh_path)
         within_s = self._step_s(step)
-        done = await run_with_retries(
-            self.a._executor,
-            argv,
-            policy,
-            on_retry=self.on_retry,
-            before_attempt=lambda: self._fence(within_s),
-        )
+        # `pvesh create …/status/start` exits 0 for a failed task (pvesh_result.py).
+        operation = step.operation
+        foreground_task = isinstance(operation, gc.OnNode) and isinstance(operation.operation, Start)
+
+        async def attempt() -> CommandResult:
+            await self._fence(within_s)
+            result = await self.a._executor.run(argv, policy.command_timeout_s)
+            return task_result(result) if foreground_task else result
+
+        done = await retry_attempts(attempt, argv[1], policy, on_retry=self.on_retry)
         if done.classification.kind is ResultKind.OK:
             return self._done(step.name)
         return self._failed(step.name, done.classification.code, done.classification.message)
@@ -340,8 +348,17 @@ class _Run:
                 return True
         return False
 
-    async def _record(self, vmid: int, add: bool) -> None:
-        node, now, intent = self.s.node, self.a._clock.now(), self.intent
+    async def _find_clone(self, new: int | None, target: str | None) -> tuple[str | None, CtView | None]:
+        """Where our clone's config is and what it says: on the target node once Proxmox
+        moved it there, on this node while `pct clone --target` still copies."""
+        if new is None:
+            return None, None
+        nodes = (self.s.node,) if target is None else (target, self.s.node)
+        found = await self.a._reader.find(new, nodes)
+        return found if found is not None else (None, None)
+
+    async def _record(self, vmid: int, add: bool, node: str) -> None:
+        now, intent = self.a._clock.now(), self.intent
 
         def change(current: MembershipRecord | None) -> MembershipRecord:
             members = tuple(m for m in (current.members if current else ()) if m.vmid != vmid)
@@ -359,9 +376,6 @@ class _Run:
             return False
         record = await self.a._store.members(self.intent.group)
         return record is not None and any(m.vmid == vmid for m in record.members)
-
-    async def _running(self, vmid: int) -> bool:
-        return await self.a._reader.running(vmid, self.on_retry)
 
     async def _journal(self, progress: Progress) -> None:
         self.record = self.record.model_copy(update={"progress": progress})

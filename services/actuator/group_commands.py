@@ -111,7 +111,23 @@ class Destroy:
     vmid: int
 
 
-GroupOperation = Snapshot | DeleteSnapshot | Clone | SetNet | SetTags | Status | Start | Stop | Destroy
+RemoteOperation = SetTags | SetNet | Start | Status
+
+
+@dataclass(frozen=True)
+class OnNode:
+    """A step on a container of another node of the cluster: run as `pvesh` on this node,
+    which Proxmox proxies to `node` (pve-manager PVE/CLI/pvesh.pm `check_proxyto`), so the
+    actuator needs no way into that node. Only tags, net0, start and status: the clone a
+    cross-node scale-out made on `node` is finished there; everything else stays local."""
+
+    node: str
+    operation: RemoteOperation
+
+
+GroupOperation = (
+    Snapshot | DeleteSnapshot | Clone | SetNet | SetTags | Status | Start | Stop | Destroy | OnNode
+)
 
 
 # ------------------------------------------------------------------ builders
@@ -224,6 +240,22 @@ def stop(vmid: object) -> Stop:
     return Stop(check_vmid(vmid))
 
 
+def on_node(node: str, operation: RemoteOperation) -> OnNode:
+    """`operation` on the container of `node`, checked (node name, then the operation's values)."""
+    if not isinstance(node, str) or not NODE_NAME_PATTERN.fullmatch(node):
+        raise CommandRefused("invalid-node", "the node of a remote step must be a node name")
+    match operation:
+        case SetTags(vmid, tags):
+            return OnNode(node, set_tags(vmid, tags))
+        case SetNet(vmid, value):
+            return OnNode(node, set_net(vmid, value))
+        case Start(vmid):
+            return OnNode(node, start(vmid))
+        case Status(vmid):
+            return OnNode(node, status(vmid))
+    raise CommandRefused("unknown-operation", f"{type(operation).__name__} does not run on another node")
+
+
 def destroy(vmid: object, *, allow_destroy: bool) -> Destroy:
     if allow_destroy is not True:
         raise CommandRefused("destroy-not-allowed", "pct destroy needs allow_destroy: true for the group")
@@ -233,10 +265,14 @@ def destroy(vmid: object, *, allow_destroy: bool) -> Destroy:
 # ------------------------------------------------------------------ rendering
 
 
-def group_argv(operation: GroupOperation, pct_path: str = "/usr/sbin/pct") -> tuple[str, ...]:
+def group_argv(
+    operation: GroupOperation, pct_path: str = "/usr/sbin/pct", pvesh_path: str = "/usr/bin/pvesh"
+) -> tuple[str, ...]:
     """Argument strings for one operation; every value is checked again here."""
     pct = check_pct_path(pct_path)
     match operation:
+        case OnNode(node, remote):
+            return _pvesh_args(on_node(node, remote), check_pct_path(pvesh_path))
         case Snapshot(vmid, snapname):
             checked = snapshot(vmid, snapname)
             return (pct, "snapshot", str(checked.vmid), checked.snapname)
@@ -273,3 +309,20 @@ def _clone_args(operation: Clone) -> tuple[str, ...]:
     if c.target is not None:
         args += ["--target", c.target]
     return tuple(args)
+
+
+def _pvesh_args(checked: OnNode, pvesh: str) -> tuple[str, ...]:
+    """The contract's pvesh argv (docs/actuator.md, "Steps on another node"): the API path
+    of the same method `pct` would call (pve-container API2/LXC/Config.pm `update_vm`,
+    API2/LXC/Status.pm `vm_start`, `vm_status`), on the node that holds the container."""
+    base = f"/nodes/{checked.node}/lxc/{checked.operation.vmid}"
+    match checked.operation:
+        case SetTags(_, tags):
+            return (pvesh, "set", f"{base}/config", "--tags", ";".join(tags))
+        case SetNet(_, value):
+            return (pvesh, "set", f"{base}/config", "--net0", value.render())
+        case Start():
+            return (pvesh, "create", f"{base}/status/start")
+        case Status():
+            return (pvesh, "get", f"{base}/status/current", "--output-format", "json")
+    raise CommandRefused("unknown-operation", f"unknown remote operation {type(checked.operation).__name__}")

@@ -11,6 +11,10 @@ Scale-out: reserve id -> reserve ip (static) -> snapshot -> clone -> tags -> net
 delete snapshot -> start -> record membership -> event. The tag comes right after the
 clone, before net0: it is what makes a clone a member for a restarted decider, so the
 window in which an untagged clone exists is one step, and the journal covers even that.
+
+A scale-out onto another node (`OutSpec.target`) clones with `--target`; the steps on the
+clone then go to the node its config is on now (`OutFacts.clone_node`: the source's node
+while the clone copies, the target once Proxmox moved it), as `pvesh` steps (`OnNode`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class OutSpec:
     full: bool | None = True  # None: Proxmox's choice (full unless a template)
     storage: str | None = None
     clone_timeout_s: float = 60.0
+    target: str | None = None  # the node the clone should run on; None: this node
 
     def hostname(self, new_vmid: int) -> str:
         return f"{self.hostname_prefix}-{new_vmid}"[-63:].lstrip("-") or f"ct-{new_vmid}"
@@ -62,6 +67,7 @@ class OutFacts:
     recorded: bool  # the membership record lists the new container
     clone_running: bool | None = None  # None: not asked yet
     waited_s: float = 0.0  # how long the clone's config has been seen locked
+    clone_node: str | None = None  # the other node whose lxc dir holds the clone; None: this node
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class Run:
 @dataclass(frozen=True)
 class ReadStatus:
     vmid: int
+    node: str | None = None  # another node (pvesh); None: this node (pct)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,7 @@ class Record:
 
     vmid: int
     add: bool
+    node: str | None = None  # the node an added member runs on; None: this node
 
 
 @dataclass(frozen=True)
@@ -171,20 +179,22 @@ def _after_clone(spec: OutSpec, progress: Progress, facts: OutFacts, new: int, c
             message = f"container {new} is still locked ({clone.lock}) after {facts.waited_s:.0f} s"
             return _fail(CLONE, "clone-incomplete", message)
         return Wait(f"container {new} is locked ({clone.lock})")
+    there = facts.clone_node
     if spec.tag not in clone.tags:
-        return Run(TAGS, gc.set_tags(new, _with_tag(clone.tags, spec.tag)))
+        return Run(TAGS, _on(there, gc.set_tags(new, _with_tag(clone.tags, spec.tag))))
     wanted = _net0(spec, progress, clone)
     if not _net_matches(clone, wanted):
-        return Run(NET, gc.set_net(new, wanted))
+        return Run(NET, _on(there, gc.set_net(new, wanted)))
     if facts.source is not None and spec.snapname in facts.source.snapshots:
         return Run(DELETE_SNAPSHOT, gc.delete_snapshot(spec.source_vmid, spec.snapname))
     if facts.clone_running is None:
-        return ReadStatus(new)
+        return ReadStatus(new, there)
     if not facts.clone_running:
-        return Run(START, gc.start(new))
+        return Run(START, _on(there, gc.start(new)))
     if not facts.recorded:
-        return Record(new, add=True)
-    return Finish("applied", "scaled-out", f"cloned {spec.source_vmid} to {new}, started")
+        return Record(new, add=True, node=there)
+    where = f" on {there}" if there is not None else ""
+    return Finish("applied", "scaled-out", f"cloned {spec.source_vmid} to {new}{where}, started")
 
 
 def _before_start(spec: OutSpec, facts: OutFacts, *, expired: bool, dry_run: bool) -> Step:
@@ -207,15 +217,16 @@ def _out_cleanup(spec: OutSpec, progress: Progress, facts: OutFacts) -> Step:
     mine = clone is not None and progress.clone_started and new is not None
     if mine and clone is not None and new is not None and clone.lock is None:
         if spec.tag not in clone.tags and TAGS not in tried:
-            return Run(TAGS, gc.set_tags(new, _with_tag(clone.tags, spec.tag)))
+            return Run(TAGS, _on(facts.clone_node, gc.set_tags(new, _with_tag(clone.tags, spec.tag))))
         if not facts.recorded and RECORD not in tried:
-            return Record(new, add=True)
+            return Record(new, add=True, node=facts.clone_node)
     source = facts.source
     if source is not None and spec.snapname in source.snapshots and DELETE_SNAPSHOT not in tried:
         return Run(DELETE_SNAPSHOT, gc.delete_snapshot(spec.source_vmid, spec.snapname))
     if not mine and progress.ip is not None and RELEASE_IP not in tried:
         return ReleaseIp()
-    left = f"; container {new} is kept, tagged, stopped" if mine else ""
+    where = f" on {facts.clone_node}" if facts.clone_node is not None else ""
+    left = f"; container {new}{where} is kept, tagged, stopped" if mine else ""
     return Finish("failed", failure.code, f"{failure.step} failed: {failure.message}{left}")
 
 
@@ -276,8 +287,13 @@ def _fail(step: str, code: str, message: str) -> Finish:
 def _clone(spec: OutSpec, new: int) -> gc.Clone:
     return gc.clone(
         spec.source_vmid, new, snapname=spec.snapname, hostname=spec.hostname(new),
-        full=spec.full, storage=spec.storage,
+        full=spec.full, storage=spec.storage, target=spec.target,
     )  # fmt: skip
+
+
+def _on(node: str | None, operation: gc.RemoteOperation) -> gc.GroupOperation:
+    """The step for the clone where it is: pct on this node, pvesh for another node."""
+    return operation if node is None else gc.on_node(node, operation)
 
 
 def _with_tag(tags: tuple[str, ...], tag: str) -> tuple[str, ...]:

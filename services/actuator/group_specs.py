@@ -29,12 +29,6 @@ def screen(intent: GroupIntent, group: HorizontalGroup | None, node: str) -> Fin
     if intent.action == "scale-out" and intent.vmid != group.source_vmid:
         message = f"group {intent.group} clones {group.source_vmid}, not {intent.vmid}"
         return Finish("rejected", "not-the-source", message)
-    if intent.target_node not in (None, node):
-        message = (
-            f"placement on another node ({intent.target_node}) is not supported by this actuator: "
-            "the clone's later steps run on the node that holds it"
-        )
-        return Finish("rejected", "placement-unsupported", message)
     if intent.action == "scale-out" and group.clone_network_type == "static":
         try:
             parse_pool(str(entry) for entry in group.static_ip_range)
@@ -48,7 +42,8 @@ def snapname(intent: GroupIntent) -> str:
     return gc.check_snapname(f"{SNAPSHOT_PREFIX}{intent.intent_id[:16]}")
 
 
-def out_spec(intent: GroupIntent, group: HorizontalGroup, clone_timeout_s: float) -> OutSpec:
+def out_spec(intent: GroupIntent, group: HorizontalGroup, clone_timeout_s: float, node: str) -> OutSpec:
+    """`node` is the actuator's own: a target there is no placement elsewhere."""
     return OutSpec(
         source_vmid=group.source_vmid,
         snapname=snapname(intent),
@@ -60,6 +55,7 @@ def out_spec(intent: GroupIntent, group: HorizontalGroup, clone_timeout_s: float
         full=None if group.clone_mode is None else group.clone_mode == "full",
         storage=group.target_storage,
         clone_timeout_s=clone_timeout_s,
+        target=intent.target_node if intent.target_node != node else None,
     )
 
 

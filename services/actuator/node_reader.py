@@ -2,9 +2,11 @@
 
 Configs are read as files (`<root>/etc/pve/nodes/<node>/lxc/<vmid>.conf`, locally or over
 SFTP): pmxcfs shows every node's configs on every node, so one read answers "does any
-node have this id" and "what is this member's net0" without running pct. Whether a
-container runs needs `pct status`, whether an id is free cluster-wide `pvesh get
-/cluster/nextid --vmid N` (Proxmox's own check against its vmlist).
+node have this id", "where is this clone now" and "what is this member's net0" without
+running pct. Whether a container runs needs `pct status` on its own node, or `pvesh get
+/nodes/<node>/lxc/<vmid>/status/current` for a container of another node (pvesh proxies
+it there); whether an id is free cluster-wide `pvesh get /cluster/nextid --vmid N`
+(Proxmox's own check against its vmlist).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from services.actuator.config_reader import MAX_CONF_BYTES, ConfigFiles
 from services.actuator.ct_view import CtView, parse_ct
 from services.actuator.execution import OnRetry, run_with_retries
 from services.actuator.executors.base import Executor
-from services.actuator.group_commands import group_argv, status
+from services.actuator.group_commands import group_argv, on_node, status
+from services.actuator.pvesh_result import current_status
 from services.actuator.retry import Classification, ResultKind, RetryPolicy
 from shared.validation import check_node_name
 
@@ -71,15 +74,31 @@ class NodeReader:
                     return True
         return False
 
-    async def running(self, vmid: int, on_retry: OnRetry) -> bool:
-        done = await run_with_retries(
-            self._executor, group_argv(status(vmid), self._pct), self._policy, on_retry=on_retry
-        )
-        _raise_unless_ok(done.classification, f"pct status {vmid}")
-        found = _STATUS.search(done.result.stdout)
-        if found is None:
-            raise ReadRefused("status-unreadable", f"pct status {vmid} printed no status line")
-        return found.group(1) == "running"
+    async def find(self, vmid: int, nodes: tuple[str, ...]) -> tuple[str, CtView] | None:
+        """The first of `nodes` whose lxc dir holds `vmid`, with its config (a clone made
+        with `--target` lives on the source's node while it copies, then on the target)."""
+        for node in nodes:
+            view = await self.config(node, vmid)
+            if view is not None:
+                return node, view
+        return None
+
+    async def running(self, vmid: int, on_retry: OnRetry, node: str | None = None) -> bool:
+        """Whether `vmid` runs: `pct status` on this node, or, with `node` (another node),
+        `pvesh get /nodes/<node>/lxc/<vmid>/status/current`, which Proxmox proxies there."""
+        operation = status(vmid) if node is None else on_node(node, status(vmid))
+        argv = group_argv(operation, self._pct, self._pvesh)
+        what = f"pct status {vmid}" if node is None else f"pvesh get {argv[2]}"
+        done = await run_with_retries(self._executor, argv, self._policy, on_retry=on_retry)
+        _raise_unless_ok(done.classification, what)
+        if node is not None:
+            state = current_status(done.result.stdout)
+        else:
+            found = _STATUS.search(done.result.stdout)
+            state = found.group(1) if found is not None else None
+        if state not in ("running", "stopped"):
+            raise ReadRefused("status-unreadable", f"{what} printed no status")
+        return state == "running"
 
     async def id_free(self, vmid: int, on_retry: OnRetry) -> bool:
         """Proxmox's answer: the id is returned when free, a 400 `already exists` when not."""

@@ -160,6 +160,7 @@ async def group_applier(
     group_settings = GroupSettings(
         node=node, pct_path=pct, policy=policy, groups=config.groups, defaults=config.defaults,
         other_nodes=tuple(sorted(set(settings.node_hosts) - {node})), lease_s=lease_s,
+        pvesh_path=settings.pvesh_path,
     )  # fmt: skip
     return GroupApplier(
         settings=group_settings, executor=executor, reader=reader, store=await GroupStore.open(js),

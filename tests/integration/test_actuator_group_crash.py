@@ -21,7 +21,7 @@ from actuator_harness import (
     setup_node,
     sim_node,
 )
-from group_harness import SOURCE, TAG, clones, group_intent, membership, pct_calls, view
+from group_harness import SOURCE, TAG, clones, group_config_file, group_intent, membership, pct_calls, view
 
 from shared import failpoints
 from shared.config import load_config
@@ -35,23 +35,6 @@ pytestmark = pytest.mark.integration
 PROJECT = Path(__file__).resolve().parents[2]
 STEPS = [name.removeprefix("group.after-") for name in failpoints.POINTS if name.startswith("group.")]
 SCALE_OUT_STEPS = [step for step in STEPS if step != "stop"]
-
-
-def config_text(sim: SimNode) -> str:
-    return f"""\
-ACTUATOR:
-  command_timeout_s: 2
-  max_attempts: 3
-  backoff_initial_s: 0.01
-  backoff_max_s: 0.05
-  pvesh_path: {sim.pvesh_path}
-HORIZONTAL_SCALING_GROUP_web:
-  base_snapshot_name: {SOURCE}
-  starting_clone_id: 200
-  clone_network_type: static
-  static_ip_range: [10.0.0.21, 10.0.0.22]
-  gateway: 10.0.0.1
-"""
 
 
 @dataclass
@@ -84,7 +67,7 @@ class Rig:
 async def rig(shipped_broker: ShippedBroker, tmp_path: Path) -> AsyncIterator[Rig]:
     sim = sim_node(tmp_path / "node", (SOURCE, 2, 1024))
     config = tmp_path / "autoscale.yaml"
-    config.write_text(config_text(sim))
+    config.write_text(group_config_file(sim))
     client = await open_connection(shipped_broker.url_for("setup"))
     made = Rig(sim, config, client.jetstream(), shipped_broker)
     await setup_node(made.js, load_config(config, env={}).actuator)  # as `lxc-autoscale setup` does

@@ -13,6 +13,8 @@ from services.actuator import group_commands as gc
 from services.actuator.commands import CommandRefused
 from services.actuator.ct_view import parse_ct
 from services.actuator.ip_pool import PoolError, parse_pool, pick
+from services.actuator.pvesh_result import current_status, task_result
+from services.actuator.result import CommandResult
 
 PCT = "/usr/sbin/pct"
 
@@ -193,3 +195,75 @@ def test_handing_out_addresses_one_by_one_never_repeats_one(order: list[int]) ->
         if step == 0 and handed:
             reserved.discard(handed.pop())
     assert len(handed) == len(set(handed)) == len(reserved)
+
+
+PVESH = "/usr/bin/pvesh"
+
+
+@pytest.mark.parametrize(
+    ("operation", "expected"),
+    [
+        (
+            gc.on_node("pve2", gc.set_tags(200, ("prod", "autoscale-group-web"))),
+            (PVESH, "set", "/nodes/pve2/lxc/200/config", "--tags", "prod;autoscale-group-web"),
+        ),
+        (
+            gc.on_node("pve2", gc.set_net(200, gc.net0("vmbr0", "10.0.0.5/24", "10.0.0.1"))),
+            (
+                PVESH, "set", "/nodes/pve2/lxc/200/config", "--net0",
+                "name=eth0,bridge=vmbr0,ip=10.0.0.5/24,gw=10.0.0.1,type=veth",
+            ),
+        ),
+        (gc.on_node("pve2", gc.start(200)), (PVESH, "create", "/nodes/pve2/lxc/200/status/start")),
+        (
+            gc.on_node("pve2", gc.status(200)),
+            (PVESH, "get", "/nodes/pve2/lxc/200/status/current", "--output-format", "json"),
+        ),
+    ],
+    ids=["tags", "net0", "start", "status"],
+)  # fmt: skip
+def test_a_step_on_another_node_renders_as_the_contracts_pvesh_argv(
+    operation: gc.GroupOperation, expected: tuple[str, ...]
+) -> None:
+    assert gc.group_argv(operation, PCT, PVESH) == expected
+
+
+@pytest.mark.parametrize(
+    ("build", "code"),
+    [
+        (lambda: gc.on_node("pve2/../x", gc.start(200)), "invalid-node"),
+        (lambda: gc.on_node("-pve2", gc.start(200)), "invalid-node"),
+        (lambda: gc.on_node("pve2", gc.stop(200)), "unknown-operation"),  # type: ignore[arg-type]
+        (lambda: gc.on_node("pve2", gc.destroy(200, allow_destroy=True)), "unknown-operation"),  # type: ignore[arg-type]
+        (lambda: gc.group_argv(gc.OnNode("pve 2", gc.Status(200))), "invalid-node"),
+        (lambda: gc.group_argv(gc.OnNode("pve2", gc.SetTags(200, ("a;b",)))), "invalid-tag"),
+        (lambda: gc.group_argv(gc.on_node("pve2", gc.start(200)), PCT, "pvesh"), "invalid-pct-path"),
+    ],
+)
+def test_a_remote_step_is_refused_for_a_bad_node_operation_or_value(build: Any, code: str) -> None:
+    with pytest.raises(CommandRefused) as refused:
+        build()
+    assert refused.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "stderr", "expected"),
+    [
+        (0, "", 0),
+        (0, "Task finished with 1 warning(s)!\n", 0),
+        (0, "CT is locked (backup)\n", 255),  # a task error: pvesh still exits 0
+        (255, "proxy handler failed: Configuration file 'nodes/pve2/lxc/200.conf' does not exist\n", 255),
+    ],
+)
+def test_a_foreground_task_that_failed_is_a_failure_though_pvesh_exits_0(
+    exit_code: int, stderr: str, expected: int
+) -> None:
+    upid = "UPID:pve2:00001234:00000001:6560A1B2:vzstart:200:root@pam:\n"
+    done = task_result(CommandResult(exit_code, upid, stderr))
+    assert done.exit_code == expected and done.stderr == stderr
+
+
+def test_the_status_of_another_nodes_container_comes_from_vm_statuss_object() -> None:
+    assert current_status('{"status":"running","vmid":200,"ha":{"managed":0}}\n') == "running"
+    assert current_status('"stopped"') is None
+    assert current_status("UPID:pve2:…") is None

@@ -7,7 +7,7 @@ before a step or just after it, and the operation starts again from the journal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -24,6 +24,8 @@ SPEC = gp.OutSpec(
     bridge="vmbr0", gateway="10.0.0.1", static_ip=True,
 )  # fmt: skip
 POOL = ["10.0.0.10/24", "10.0.0.11/24"]
+HERE, THERE = "pve1", "pve2"  # the actuator's node, the target of a least-loaded scale-out
+SPEC_THERE = replace(SPEC, target=THERE)
 
 
 @dataclass
@@ -44,7 +46,8 @@ class Node:
     """A node and the groups bucket, as far as the plan can see them."""
 
     cts: dict[int, Ct]
-    members: set[int] = field(default_factory=set)
+    members: dict[int, str] = field(default_factory=dict)  # vmid -> its node, as recorded
+    where: dict[int, str] = field(default_factory=dict)  # the node of a CT (absent: HERE)
     ids: set[int] = field(default_factory=set)
     ips: set[str] = field(default_factory=set)
     commands: list[str] = field(default_factory=list)
@@ -52,9 +55,11 @@ class Node:
 
     def out_facts(self, progress: Progress, running: bool | None = None) -> gp.OutFacts:
         new = progress.new_vmid
+        node = self.where.get(new, HERE) if new else HERE
         return gp.OutFacts(
             source=self.view(SOURCE), clone=self.view(new) if new else None,
             recorded=new in self.members, clone_running=running,
+            clone_node=None if node == HERE else node,
         )  # fmt: skip
 
     def view(self, vmid: int) -> CtView | None:
@@ -62,23 +67,31 @@ class Node:
         return parse_ct(ct.text()) if ct is not None else None
 
     def run(self, op: gc.GroupOperation) -> bool:
+        node = HERE
+        if isinstance(op, gc.OnNode):
+            node, op = op.node, op.operation  # pvesh: Proxmox runs it on that node
         name = type(op).__name__
-        self.commands.append(name)
+        self.commands.append(name if node == HERE else f"{name}@{node}")
         if self.fail == name:
             return False
+        vmid = getattr(op, "vmid", getattr(op, "source_vmid", None))
+        # pct and the proxied API method only find a config on the node they run on
+        assert self.where.get(vmid, HERE) == node, f"{name}: CT {vmid} is not on {node}"
         match op:
             case gc.Snapshot(vmid, snap):
                 assert snap not in self.cts[vmid].snapshots, "pct: snapshot name already used"
                 self.cts[vmid].snapshots.add(snap)
             case gc.DeleteSnapshot(vmid, snap):
                 self.cts[vmid].snapshots.remove(snap)
-            case gc.Clone(source, new, snap, hostname):
+            case gc.Clone(source, new, snap, hostname, target=target):
                 assert new not in self.cts, "pct: CT already exists"
                 main = dict(self.cts[source].main, hostname=hostname)
                 main["net0"] = main["net0"].replace(
                     "hwaddr=AA:AA:AA:AA:AA:AA", f"hwaddr=BC:24:11:00:00:{new % 100:02d}"
                 )
                 self.cts[new] = Ct(main)
+                if target is not None:
+                    self.where[new] = target  # move_config_to_node at the end of the task
             case gc.SetTags(vmid, tags):
                 self.cts[vmid].main["tags"] = ";".join(tags)
             case gc.SetNet(vmid, net):
@@ -100,18 +113,23 @@ def fresh_node() -> Node:
 
 
 def scale_out(
-    node: Node, progress: Progress, crash: tuple[int, str] | None = None, limit: int = 40
+    node: Node,
+    progress: Progress,
+    crash: tuple[int, str] | None = None,
+    limit: int = 40,
+    spec: gp.OutSpec = SPEC,
 ) -> tuple[Progress, gp.Finish | None]:
     """Run the plan until it finishes; `crash` = (action number, 'before'|'after')."""
     actions = 0
     running: bool | None = None
     for _ in range(limit):
         step = gp.next_out_step(
-            SPEC, progress, node.out_facts(progress, running), expired=False, dry_run=False
+            spec, progress, node.out_facts(progress, running), expired=False, dry_run=False
         )
         if isinstance(step, gp.Finish):
             return progress, step
         if isinstance(step, gp.ReadStatus):
+            assert node.where.get(step.vmid, HERE) == (step.node or HERE)
             running = node.cts[step.vmid].running
             continue
         actions += 1
@@ -157,8 +175,11 @@ def act(node: Node, progress: Progress, step: gp.Step) -> Progress:
             assert progress.ip is not None
             node.ips.discard(progress.ip)
             return progress.did(gp.RELEASE_IP) if progress.failure is None else progress.tried(gp.RELEASE_IP)
-        case gp.Record(vmid, add):
-            (node.members.add if add else node.members.discard)(vmid)
+        case gp.Record(vmid, add, where):
+            if add:
+                node.members[vmid] = where or HERE
+            else:
+                node.members.pop(vmid, None)
             return progress.did(gp.RECORD) if progress.failure is None else progress.tried(gp.RECORD)
         case gp.Run(name, op):
             if name == gp.CLONE:
@@ -189,7 +210,7 @@ def test_a_scale_out_ends_with_one_tagged_started_clone_and_no_snapshot() -> Non
     assert node.cts[new].running and TAG in ct.tags and "prod" in ct.tags
     assert ct.nets["net0"] == {"name": "eth0", "bridge": "vmbr0", "hwaddr": f"BC:24:11:00:00:{new % 100:02d}",
                                "ip": "10.0.0.10/24", "gw": "10.0.0.1", "type": "veth"}  # fmt: skip
-    assert node.cts[SOURCE].snapshots == set() and node.members == {new}
+    assert node.cts[SOURCE].snapshots == set() and node.members == {new: HERE}
 
 
 ACTIONS = 9  # reserve-id .. record-membership
@@ -205,7 +226,7 @@ def test_a_crash_at_any_step_resumes_to_exactly_one_clone(action: int, when: str
     assert finish is not None and finish.outcome == "applied", finish
     (new,) = clones(node)  # never a second clone, never an orphan
     assert node.cts[new].running and TAG in parse_ct(node.cts[new].text()).tags
-    assert node.cts[SOURCE].snapshots == set() and node.members == {new}
+    assert node.cts[SOURCE].snapshots == set() and node.members == {new: HERE}
     assert node.commands.count("Clone") == 1
 
 
@@ -291,11 +312,64 @@ def test_scale_in_stops_or_destroys_the_member_and_forgets_it(destroy: bool) -> 
     assert progress.steps == (("stop", "destroy", "release-ip") if destroy else ("stop",)) + (
         "record-membership",
     )
-    assert node.members == set()
+    assert node.members == {}
     assert (200 not in node.cts) if destroy else (not node.cts[200].running)
     assert node.ips == (set() if destroy else {"10.0.0.10/24"})  # a stopped clone keeps its address
     scale_out(node, Progress())
     assert max(clones(node)) == 201  # the next clone never reuses the id
+
+
+def test_a_least_loaded_scale_out_clones_onto_the_target_and_finishes_the_clone_there() -> None:
+    node = fresh_node()
+    progress, finish = scale_out(node, Progress(), spec=SPEC_THERE)
+    assert finish is not None and (finish.outcome, finish.detail) == ("applied", "scaled-out"), finish
+    assert progress.steps == (
+        "reserve-id", "reserve-ip", "snapshot", "clone", "tags", "net0", "delete-snapshot", "start",
+        "record-membership",
+    )  # fmt: skip
+    (new,) = clones(node)
+    assert node.where[new] == THERE and node.members == {new: THERE} and f"on {THERE}" in finish.message
+    # the snapshot and the clone run here; every step on the clone goes through pvesh to its node
+    assert node.commands == [
+        "Snapshot", "Clone", f"SetTags@{THERE}", f"SetNet@{THERE}", "DeleteSnapshot", f"Start@{THERE}",
+    ]  # fmt: skip
+    assert node.cts[new].running and TAG in parse_ct(node.cts[new].text()).tags
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("action", range(1, ACTIONS + 1))
+def test_a_crash_at_any_step_of_a_cross_node_scale_out_resumes_on_the_target(action: int, when: str) -> None:
+    node = fresh_node()
+    journal, finish = scale_out(node, Progress(), crash=(action, when), spec=SPEC_THERE)
+    assert finish is None
+    _, finish = scale_out(node, journal, spec=SPEC_THERE)
+    assert finish is not None and finish.outcome == "applied", finish
+    (new,) = clones(node)
+    assert node.where[new] == THERE and node.cts[new].running and node.members == {new: THERE}
+    assert node.cts[SOURCE].snapshots == set() and node.commands.count("Clone") == 1
+
+
+def test_a_cross_node_clone_still_copying_is_waited_for_on_the_source_node() -> None:
+    """While `pct clone --target` copies, the new config is on this node, `lock: create`."""
+    progress = Progress(new_vmid=200, ip="10.0.0.10/24", clone_started=True, steps=("reserve-id",))
+    source = parse_ct("hostname: web\n\n[autoscale-0123456789abcdef]\ncores: 2\n")
+    copying = gp.OutFacts(source=source, clone=parse_ct("lock: create\nhostname: web-200\n"), recorded=False)
+    assert isinstance(gp.next_out_step(SPEC_THERE, progress, copying, expired=False, dry_run=False), gp.Wait)
+    clone = parse_ct("hostname: web-200\n")
+    moved = gp.OutFacts(source=source, clone=clone, recorded=False, clone_node=THERE)
+    step = gp.next_out_step(SPEC_THERE, progress, moved, expired=False, dry_run=False)
+    assert step == gp.Run(gp.TAGS, gc.on_node(THERE, gc.set_tags(200, (TAG,))))
+    failed = progress.model_copy(update={"failure": StepFailure(step="start", code="locked")})
+    step = gp.next_out_step(SPEC_THERE, failed, moved, expired=False, dry_run=False)
+    assert step == gp.Run(gp.TAGS, gc.on_node(THERE, gc.set_tags(200, (TAG,))))  # the cleanup too
+
+
+def test_a_cross_node_clone_that_fails_leaves_no_snapshot_and_gives_the_address_back() -> None:
+    node = fresh_node()
+    node.fail = "Clone"  # Proxmox: "can't clone CT to node 'pve2' (CT uses local storage)"
+    _, finish = scale_out(node, Progress(), spec=SPEC_THERE)
+    assert finish is not None and finish.outcome == "failed" and finish.message.startswith("clone failed")
+    assert clones(node) == [] and node.cts[SOURCE].snapshots == set() and node.ips == set()
 
 
 def test_scale_in_never_touches_the_source_or_an_untagged_container() -> None:

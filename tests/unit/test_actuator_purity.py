@@ -10,7 +10,7 @@ from tests.support import imported_modules
 
 PURE = [
     "commands", "retry", "result", "precondition", "event_builder", "event_format", "records",
-    "group_commands", "group_plan", "group_records", "ct_view", "ip_pool",
+    "group_commands", "group_plan", "group_records", "ct_view", "ip_pool", "pvesh_result",
 ]  # fmt: skip
 FORBIDDEN = {"asyncio", "nats", "os", "time", "subprocess", "socket", "paramiko", "tenacity", "shared.clock"}
 ROOT = Path(__file__).resolve().parents[2] / "services" / "actuator"

@@ -6,6 +6,7 @@ Every call goes through a node's `<root>/usr/sbin/pct` (or `pvesh`), as a caller
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -441,3 +442,109 @@ def test_build_cluster_refuses_a_vmid_on_two_nodes(tmp_path: Path) -> None:
             ],
         )
     assert not (tmp_path / "c").exists()  # checked before anything is written
+
+
+# ---------------------------------------------------------------- pvesh on a CT of another node
+
+
+def pvesh_log(node: SimNode) -> list[str]:
+    log = node.root / "var" / "log" / "simnode" / "pvesh.log"
+    return [line.split(" ", 1)[1] for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_pvesh_set_on_another_node_is_proxied_there_and_changes_that_nodes_ct(
+    cluster: SimCluster,
+) -> None:
+    pve1, pve2 = cluster.node("pve1"), cluster.node("pve2")
+    res = pvesh(pve1, "set", "/nodes/pve2/lxc/103/config", "--tags", "web;Autoscale-Group-web")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")  # update_vm returns null
+    assert pve2.read_conf(103)["tags"] == "autoscale-group-web;web"  # stored as `pct set` stores it
+    # run on pve2 by its own pvesh, as pvesh.pm's proxy_handler calls it over SSH
+    assert pvesh_log(pve2) == ["--noproxy set /nodes/pve2/lxc/103/config --output-format json --tags "
+                               "web;Autoscale-Group-web"]  # fmt: skip
+    net0 = "name=eth0,bridge=vmbr0,ip=10.0.0.5/24,gw=10.0.0.1,type=veth"
+    assert pvesh(pve1, "set", "/nodes/pve2/lxc/103/config", "--net0", net0).returncode == 0
+    assert re.fullmatch(r"name=eth0,bridge=vmbr0,gw=10\.0\.0\.1,hwaddr=BC:24:11(:[0-9A-F]{2}){3},"
+                        r"ip=10\.0\.0\.5/24,type=veth", pve2.read_conf(103)["net0"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "stderr"),
+    [
+        (  # a CT of pve1 named under pve2: pve2's load_config does not find it
+            ("set", "/nodes/pve2/lxc/101/config", "--tags", "x"),
+            "proxy handler failed: Configuration file 'nodes/pve2/lxc/101.conf' does not exist\n",
+        ),
+        (  # the remote pvesh's 400: its lines passed on (not the empty one); the last is the error
+            ("set", "/nodes/pve2/lxc/10/config", "--tags", "x"),
+            "400 Parameter verification failed.\n"
+            "vmid: invalid format - value does not look like a valid VM ID\n"
+            "proxy handler failed: pvesh set <api_path> [OPTIONS] [FORMAT_OPTIONS]\n",
+        ),
+        (
+            ("get", "/nodes/pve9/lxc/103/status/current", "--output-format", "json"),
+            "hostname lookup 'pve9' failed - failed to get address info for: pve9: "
+            "Name or service not known\n",
+        ),
+        (("--noproxy", "create", "/nodes/pve2/lxc/103/status/start"), "proxy loop detected - aborting\n"),
+        (("create", "/nodes/pve2/lxc/103/status/start"), "proxy handler failed: CT 103 already running\n"),
+    ],
+    ids=["wrong-node", "remote-400", "unknown-node", "noproxy", "running"],
+)
+def test_pvesh_on_another_node_fails_as_pvesh_does(
+    cluster: SimCluster, args: tuple[str, ...], stderr: str
+) -> None:
+    res = pvesh(cluster.node("pve1"), *args)
+    assert (res.returncode, res.stdout, res.stderr) == (255, "", stderr)
+
+
+def test_pvesh_checks_the_methods_parameters_before_proxying(cluster: SimCluster) -> None:
+    pve1, pve2 = cluster.node("pve1"), cluster.node("pve2")
+    res = pvesh(pve1, "set", "/nodes/pve2/lxc/103/config", "--net0", "name=eth0,bridge")
+    assert res.returncode == 255 and res.stderr.startswith("400 Parameter verification failed.\nnet0: ")
+    assert res.stderr.endswith("\npvesh set <api_path> [OPTIONS] [FORMAT_OPTIONS]\n")
+    assert pvesh_log(pve2) == []  # never reached pve2
+    res = pvesh(pve1, "create", "/nodes/pve2/lxc/103/config")
+    no_handler = "No 'create' handler defined for '/nodes/pve2/lxc/103/config'\n"
+    assert (res.returncode, res.stderr) == (1, no_handler)
+
+
+def test_a_locked_ct_of_another_node_is_refused_with_its_lock(cluster: SimCluster) -> None:
+    pve1, pve2 = cluster.node("pve1"), cluster.node("pve2")
+    assert pct(pve2, "snapshot", "103", "base").returncode == 0
+    assert pct(pve2, "clone", "103", "106", "--snapname", "base").returncode == 0
+    (pve2.conf_path(106)).write_text(pve2.conf_path(106).read_text() + "lock: backup\n")
+    res = pvesh(pve1, "set", "/nodes/pve2/lxc/106/config", "--tags", "x")
+    assert (res.returncode, res.stderr) == (255, "proxy handler failed: CT is locked (backup)\n")
+
+
+def test_pvesh_start_on_another_node_waits_for_its_task_and_exits_0_even_when_it_fails(
+    cluster: SimCluster,
+) -> None:
+    pve1, pve2 = cluster.node("pve1"), cluster.node("pve2")
+    assert pct(pve2, "stop", "103").returncode == 0
+    res = pvesh(pve1, "create", "/nodes/pve2/lxc/103/status/start")
+    assert res.returncode == 0 and res.stderr == ""
+    assert re.fullmatch(r"UPID:pve2:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzstart:103:root@pam:\n", res.stdout)
+    assert pve2.is_running(103)  # the task ran in the foreground: started when pvesh returns
+    # the task fails (the CT is not on pve2), the UPID is printed, the error only on stderr
+    res = pvesh(pve1, "create", "/nodes/pve2/lxc/101/status/start")
+    assert res.returncode == 0 and ":vzstart:101:root@pam:" in res.stdout
+    assert res.stderr == "Configuration file 'nodes/pve2/lxc/101.conf' does not exist\n"
+
+
+def test_pvesh_status_of_another_nodes_ct_is_vmstatus_as_json(cluster: SimCluster) -> None:
+    pve1, pve2 = cluster.node("pve1"), cluster.node("pve2")
+    res = pvesh(pve1, "get", "/nodes/pve2/lxc/103/status/current", "--output-format", "json")
+    status = json.loads(res.stdout)
+    assert res.returncode == 0 and res.stdout.startswith('{"cpu":0,"cpus":2,')  # canonical, compact
+    assert {k: status[k] for k in ("status", "vmid", "name", "type", "maxmem", "ha")} == {
+        "status": "running", "vmid": 103, "name": "db1", "type": "lxc", "maxmem": 2048 * 1024**2,
+        "ha": {"managed": 0},
+    }  # fmt: skip
+    assert pct(pve2, "stop", "103").returncode == 0
+    res = pvesh(pve1, "get", "/nodes/pve2/lxc/103/status/current", "--output-format", "json")
+    assert json.loads(res.stdout)["status"] == "stopped"
+    local = pvesh(pve2, "get", "/nodes/localhost/lxc/103/status/current", "--output-format", "json")
+    assert json.loads(local.stdout)["status"] == "stopped"
+    assert pvesh_log(pve2)[-1].startswith("get /nodes/localhost")
