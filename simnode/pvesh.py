@@ -220,8 +220,9 @@ def _run_lxc(
     try:
         opts = _method_options(options, lookup, names)
         fmt, quiet = opts.pop("output-format", "text"), opts.pop("quiet", "0") == "1" or nooutput
-        noproxy = opts.pop("noproxy", "0") == "1" or noproxy
-        for name in ("noborder", "noheader", "human-readable"):
+        # a `--noproxy` among the options is accepted but only the leading one counts
+        # (`$disable_proxy` is set by the compatibility loop alone)
+        for name in ("noproxy", "noborder", "noheader", "human-readable"):
             opts.pop(name, None)
         if rest == "config":
             pct.set_params(opts)  # the method's schema is checked here, before any proxying

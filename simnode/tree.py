@@ -107,10 +107,17 @@ class SimNode:
 
     def pct_calls(self) -> list[list[str]]:
         """Arguments of every pct invocation so far, from `/var/log/simnode/pct.log`."""
-        log = Path(paths.pct_log_path(str(self.root)))
-        if not log.exists():
-            return []
-        return [line.split(" ")[1:] for line in log.read_text(encoding="utf-8").splitlines()]
+        return _calls(Path(paths.pct_log_path(str(self.root))))
+
+    def pvesh_calls(self) -> list[list[str]]:
+        """Arguments of every pvesh run on this node (proxied ones start `--noproxy`)."""
+        return _calls(Path(paths.pvesh_log_path(str(self.root))))
+
+
+def _calls(log: Path) -> list[list[str]]:
+    if not log.exists():
+        return []
+    return [line.split(" ")[1:] for line in log.read_text(encoding="utf-8").splitlines()]
 
 
 def mac_for(vmid: int) -> str:

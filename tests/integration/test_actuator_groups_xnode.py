@@ -62,8 +62,7 @@ def two_nodes(root: Path) -> SimCluster:
 
 
 def pvesh_calls(sim: SimNode) -> list[str]:
-    log = sim.root / "var" / "log" / "simnode" / "pvesh.log"
-    return [line.split(" ", 1)[1] for line in log.read_text().splitlines()] if log.exists() else []
+    return [" ".join(call) for call in sim.pvesh_calls()]
 
 
 async def members(js: Any) -> dict[int, str]:

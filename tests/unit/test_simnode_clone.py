@@ -448,8 +448,7 @@ def test_build_cluster_refuses_a_vmid_on_two_nodes(tmp_path: Path) -> None:
 
 
 def pvesh_log(node: SimNode) -> list[str]:
-    log = node.root / "var" / "log" / "simnode" / "pvesh.log"
-    return [line.split(" ", 1)[1] for line in log.read_text().splitlines()] if log.exists() else []
+    return [" ".join(call) for call in node.pvesh_calls()]
 
 
 def test_pvesh_set_on_another_node_is_proxied_there_and_changes_that_nodes_ct(
