@@ -25,11 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import nats  # noqa: E402
 from actuator_harness import EventReader, publish_intent, running_actuator  # noqa: E402
 from group_harness import group_config, group_intent  # noqa: E402
 
 from shared.embedded_broker import embedded_broker  # noqa: E402
+from shared.nats_settings import open_connection  # noqa: E402
 from shared.provisioning import provision  # noqa: E402
 from simnode import settings  # noqa: E402
 from simnode.tree import ContainerSpec, NodeSpec, SimCluster, build_cluster  # noqa: E402
@@ -56,7 +56,7 @@ async def run(rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, embedded_broker(Path(tmp) / "nats") as broker:
         sim = cluster(Path(tmp) / "cluster")
         pve1, pve2 = sim.node("pve1"), sim.node("pve2")
-        nc = await nats.connect(broker.url)
+        nc = await open_connection(broker.url)
         js = nc.jetstream()
         await provision(js)
         config = group_config(clone_network_type="dhcp", static_ip_range=[], target_storage="tank")
