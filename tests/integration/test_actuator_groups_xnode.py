@@ -152,7 +152,7 @@ async def _keys(kv: Any) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("kill", ["group.after-clone", "while-copying"])
 async def test_a_killed_cross_node_scale_out_resumes_to_one_started_clone_on_the_target(
-    broker: Any, nc: Any, tmp_path: Path, kill: str
+    broker: Any, nc: Any, tmp_path: Path, kill: str, processes: list[Any]
 ) -> None:
     """SIGKILL after `pct clone --target` returned (the clone is on pve2, untagged), or while
     it still copies (its config on pve1, `lock: create`): the restarted actuator finds the
@@ -164,26 +164,18 @@ async def test_a_killed_cross_node_scale_out_resumes_to_one_started_clone_on_the
     await setup_node(js, load_config(path, env={}).actuator)
     intent = group_intent(target_node="pve2")
     await publish_intent(js, intent)  # type: ignore[arg-type]
-    processes: list[Any] = []
-    try:
-        if kill == "while-copying":
-            settings.configure(pve1.root, clone_s=3.0)
-            processes.append(actuator_process(broker, pve1, path, None))
-            await eventually(lambda: _copying(pve1), timeout_s=30)  # the new config, on pve1 still
-            processes[0].kill()
-        else:
-            processes.append(actuator_process(broker, pve1, path, kill))
-        assert await asyncio.to_thread(processes[0].wait, 60) == -9
+    if kill == "while-copying":
+        settings.configure(pve1.root, clone_s=3.0)
         processes.append(actuator_process(broker, pve1, path, None))
-        reader = await EventReader.open(js)
-        [event] = await reader.take(1, timeout_s=60)
-        assert await reader.nothing_more(wait_s=1.0) == []
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(10)
-            process.stderr.close()
+        await eventually(lambda: _copying(pve1), timeout_s=30)  # the new config, on pve1 still
+        processes[0].kill()
+    else:
+        processes.append(actuator_process(broker, pve1, path, kill))
+    assert await asyncio.to_thread(processes[0].wait, 60) == -9
+    processes.append(actuator_process(broker, pve1, path, None))
+    reader = await EventReader.open(js)
+    [event] = await reader.take(1, timeout_s=60)
+    assert await reader.nothing_more(wait_s=1.0) == []
     assert (event.outcome, event.detail, event.intent_id) == ("applied", "scaled-out", intent.intent_id), (
         event
     )
