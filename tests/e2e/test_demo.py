@@ -64,7 +64,7 @@ async def _run_demo_while_watching(
     env = {**os.environ, "NATS_URL": broker.url, "LXC_AUTOSCALE_WEBHOOK_SECRET": WEBHOOK_SECRET}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cli.main", "demo", "--workdir", str(workdir), "--duration", "85",
-        "--notify-url", notify_url,
+        "--notify-url", notify_url, "--console-port", "0",  # never the default 8089: demos run side by side
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=ROOT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), timeout=150)

@@ -34,7 +34,8 @@ def _children_of(pid: int) -> list[int]:
 def test_ctrl_c_stops_the_services_and_the_embedded_broker(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "demo", "--workdir", str(tmp_path), "--forever"],
+        [sys.executable, "-m", "cli.main", "demo", "--workdir", str(tmp_path), "--forever",
+         "--console-port", "0"],  # never the default 8089: demos run side by side
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT, text=True,
     )  # fmt: skip
     assert process.stdout is not None
