@@ -181,7 +181,11 @@ class EventReader:
 
     @classmethod
     async def open(cls, js: Any, node: str = NODE, vmid: int | None = None) -> EventReader:
-        config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL)
+        # Not reaped after the server's 5 s idle default while a slow step (a CLI process
+        # starting on a busy machine) runs between two reads.
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=300.0
+        )
         subscription = await js.pull_subscribe(
             subjects.events_filter(node, vmid), stream=subjects.EVENTS_STREAM, config=config
         )
